@@ -1,0 +1,99 @@
+"""The shared vocabulary of mtrl: env spec, time steps, transitions, and the env/agent signatures.
+
+Everything here is either a static description (`EnvSpec`, hashable, never traced) or a pytree of arrays
+with a leading batch axis (`TimeStep`, `Transition`). Envs and agents only meet through these types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Protocol
+
+import jax
+from flax import struct
+from jaxtyping import Array, Bool, Float, Int
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EnvSpec:
+    """Static facts about a batched env; agents and the training loop derive every size from it.
+
+    Envs are ordered task-major: env `i` runs task `i // envs_per_task`.
+    """
+
+    name: str
+    obs_size: int
+    action_size: int
+    task_names: tuple[str, ...]
+    envs_per_task: int
+    episode_length: int
+    goals_per_task: int
+    action_low: float = -1.0
+    action_high: float = 1.0
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def num_envs(self) -> int:
+        return self.num_tasks * self.envs_per_task
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnvSpec:
+        return cls(**{**data, "task_names": tuple(data["task_names"])})
+
+
+@struct.dataclass
+class TimeStep:
+    """What one vector step returns, for every env in the batch.
+
+    Auto-reset is same-step: when a step ends an episode (`terminated | truncated`), `obs` is already the first
+    observation of the next episode, while `reward`, `success`, `terminated`, `truncated` and `final_obs`
+    describe the transition that just finished. Where no episode ended, `final_obs == obs`.
+    Store `(previous obs, action, reward, final_obs, terminated)` in replay.
+    """
+
+    obs: Float[Array, "envs obs"]
+    reward: Float[Array, " envs"]
+    terminated: Bool[Array, " envs"]
+    truncated: Bool[Array, " envs"]
+    success: Bool[Array, " envs"]
+    task_id: Int[Array, " envs"]
+    final_obs: Float[Array, "envs obs"]
+
+
+@struct.dataclass
+class Transition:
+    """A batch of transitions; `task_id` travels with every row so agents route per task explicitly."""
+
+    obs: Float[Array, "batch obs"]
+    action: Float[Array, "batch act"]
+    reward: Float[Array, " batch"]
+    next_obs: Float[Array, "batch obs"]
+    terminated: Float[Array, " batch"]
+    task_id: Int[Array, " batch"]
+
+
+class Env(Protocol):
+    """A functional batched env (design §4); `reset` and `step` are traceable by `jax.jit` and `lax.scan`."""
+
+    spec: EnvSpec
+
+    def reset(self, key: jax.Array) -> tuple[PyTree, TimeStep]: ...
+
+    def step(self, state: PyTree, action: Float[Array, "envs act"]) -> tuple[PyTree, TimeStep]: ...
+
+
+class Agent(NamedTuple):
+    """An agent's three pure functions, already bound to its config; the loop knows agents only so."""
+
+    name: str
+    init: Any  # (key, spec) -> state
+    act: Any  # (state, obs, task_id, key, deterministic: bool) -> action
+    update: Any  # (state, batch: Transition, key) -> (state, metrics: dict[str, Array])
