@@ -1,0 +1,72 @@
+"""Batched functional environments: `make(name, ...)` is the one entry point.
+
+Every env returned here has `.spec` (an `EnvSpec`), `.reset(key)` and `.step(state, action)`, traceable by
+`jax.jit` and `lax.scan`, with the same-step auto-reset documented on `mtrl.types.TimeStep`.
+"""
+
+from __future__ import annotations
+
+from .toy import PointMass, PointMassConfig
+
+TOY_ENVS = ("toy",)
+METAWORLD_BENCHMARKS = ("MT1", "MT10", "MT25", "MT50", "ML1", "ML10", "ML25", "ML45")
+ENV_NAMES = TOY_ENVS + METAWORLD_BENCHMARKS
+BACKENDS = {"toy": ("jax",), **{b: ("official",) for b in METAWORLD_BENCHMARKS}}
+GOAL_SAMPLING = ("random", "sequential")
+
+
+def make(
+    name: str,
+    *,
+    task: str | None = None,
+    split: str = "train",
+    backend: str | None = None,
+    seed: int = 0,
+    envs_per_task: int = 1,
+    goal_sampling: str = "random",
+    num_tasks: int | None = None,
+):
+    """Build the batched env `name` on `backend` (default: the benchmark's first backend).
+
+    Args:
+        name: "toy" or a Meta-World benchmark (MT1, MT10, MT25, MT50, ML1, ML10, ML25, ML45).
+        task: the Meta-World task for MT1/ML1, e.g. "reach-v3".
+        split: "train" or "test" for ML benchmarks (held-out tasks are the test split).
+        backend: "official" (metaworld's own envs via io_callback) for Meta-World; "jax" for toy envs.
+        seed: fixes the goal configurations; reset keys then drive every random choice.
+        envs_per_task: parallel envs per task; envs are task-major (env i runs task i // envs_per_task).
+        goal_sampling: "random" (a uniform goal at every reset, the MT training protocol) or "sequential"
+            (env j visits goals j, j+E, j+2E, ...: every goal once in goals_per_task / E episodes).
+        num_tasks: number of tasks of the toy env (ignored by Meta-World benchmarks).
+    """
+    if name not in ENV_NAMES:
+        raise ValueError(f"unknown env {name!r}; valid names: {', '.join(ENV_NAMES)}")
+    backend = backend or BACKENDS[name][0]
+    if backend not in BACKENDS[name]:
+        raise ValueError(
+            f"unknown backend {backend!r} for {name}; valid backends: {', '.join(BACKENDS[name])}"
+        )
+    if goal_sampling not in GOAL_SAMPLING:
+        raise ValueError(
+            f"unknown goal_sampling {goal_sampling!r}; valid choices: {', '.join(GOAL_SAMPLING)}"
+        )
+    if envs_per_task < 1:
+        raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
+    if name == "toy":
+        config = PointMassConfig() if num_tasks is None else PointMassConfig(num_tasks=num_tasks)
+        return PointMass(
+            config, seed=seed, envs_per_task=envs_per_task, goal_sampling=goal_sampling
+        )
+    from .metaworld import make_metaworld  # imports metaworld and mujoco only when asked for
+
+    return make_metaworld(
+        name,
+        task=task,
+        split=split,
+        seed=seed,
+        envs_per_task=envs_per_task,
+        goal_sampling=goal_sampling,
+    )
+
+
+__all__ = ["ENV_NAMES", "PointMass", "PointMassConfig", "make"]

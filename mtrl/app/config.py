@@ -1,0 +1,115 @@
+"""The typed config of one training run, as the CLI and scripts build it, and its JSON round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from mtrl.agents import AGENTS, get_agent
+from mtrl.logger import WandbConfig
+from mtrl.training import LoopConfig
+
+AgentConfig = TypeVar("AgentConfig")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EnvConfig:
+    """Which benchmark to train on and how it is batched."""
+
+    name: str = "MT10"
+    """toy, MT1, MT10, MT25, MT50 (ML1/ML10/ML25/ML45 are for meta-RL agents)."""
+    task: str | None = None
+    """Meta-World task for MT1, e.g. reach-v3."""
+    backend: str | None = None
+    """Env backend; default: the benchmark's own (official for Meta-World, jax for toy)."""
+    envs_per_task: int = 1
+    """Parallel training envs per task."""
+    toy_num_tasks: int = 4
+    """Tasks of the toy point-mass env."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(Generic[AgentConfig]):
+    """One training run: env, agent, loop budget, logging. Every field is a CLI flag."""
+
+    agent: AgentConfig
+    """The agent's own config; its type picks the agent (mt_sac, mh_sac, moore_sac)."""
+    env: EnvConfig = EnvConfig()
+    loop: LoopConfig = LoopConfig()
+    wandb: WandbConfig = WandbConfig()
+    seed: int = 0
+    """Seed of the first run; with num_seeds N, runs use seed, seed+1, ... in one vmapped program."""
+    num_seeds: int = 1
+    """Seeds trained together by vmap (pure-JAX envs only)."""
+    preset: str = "custom"
+    """Name of the preset this config started from (recorded, not interpreted)."""
+    run_dir: Path | None = None
+    """Run directory; default runs/<preset>-<agent>-s<seed>-<time>. An existing one is never overwritten."""
+
+    @property
+    def agent_name(self) -> str:
+        return agent_name_of(self.agent)
+
+
+def agent_name_of(agent_config: Any) -> str:
+    """The AGENTS key whose Config class `agent_config` is."""
+    for name, module in AGENTS.items():
+        if type(agent_config) is module.Config:
+            return name
+    raise ValueError(f"{type(agent_config).__name__} is not the Config of any of {', '.join(AGENTS)}")
+
+
+def to_json(config: TrainConfig) -> dict[str, Any]:
+    """A plain dict of the resolved config, with the agent's name beside its fields."""
+    data = dataclasses.asdict(config)
+    data["agent_name"] = config.agent_name
+    data["run_dir"] = str(config.run_dir) if config.run_dir else None
+    return data
+
+
+def from_json(data: dict[str, Any]) -> TrainConfig:
+    """Rebuild a `TrainConfig` written by `to_json` (e.g. a run's config.json)."""
+    agent_config = _build(get_agent(data["agent_name"]).Config, data["agent"])
+    return TrainConfig(
+        agent=agent_config,
+        env=_build(EnvConfig, data["env"]),
+        loop=_build(LoopConfig, data["loop"]),
+        wandb=_build(WandbConfig, data["wandb"]),
+        seed=data["seed"],
+        num_seeds=data["num_seeds"],
+        preset=data["preset"],
+        run_dir=Path(data["run_dir"]) if data.get("run_dir") else None,
+    )
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} is not an mtrl run directory (no config.json)")
+    return from_json(json.loads(path.read_text()))
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    """Instantiate a (possibly nested) config dataclass from plain JSON values; tuples come back as tuples."""
+    kwargs = {}
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    for name, value in values.items():
+        if name not in hints:
+            raise ValueError(f"{cls.__name__} has no field {name!r}")
+        default = getattr(cls(), name, None) if _constructible(cls) else None
+        if isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, dict) and dataclasses.is_dataclass(default):
+            value = _build(type(default), value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _constructible(cls: type) -> bool:
+    try:
+        cls()
+        return True
+    except TypeError:
+        return False

@@ -1,0 +1,43 @@
+"""PNG plots of a run: the mean success curve and the per-task success bars of the last evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_run(run_dir: Path, records: list[dict[str, Any]], task_names: tuple[str, ...]) -> list[Path]:
+    """Write `plots/success_curve.png` and `plots/task_success.png`; returns the files written."""
+    evals = [r for r in records if "eval/success" in r]
+    if not evals:
+        return []
+    out = Path(run_dir) / "plots"
+    out.mkdir(exist_ok=True)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["env/steps_per_task"] for r in evals], [r["eval/success"] for r in evals], marker="o")
+    ax.set(xlabel="env steps per task", ylabel="mean success", ylim=(-0.02, 1.02),
+           title="Evaluation success (mean over tasks)")
+    ax.grid(alpha=0.3)
+    curve = out / "success_curve.png"
+    fig.tight_layout()
+    fig.savefig(curve, dpi=100)
+    plt.close(fig)
+
+    last = evals[-1]
+    values = [last.get(f"eval/{task}/success", 0.0) for task in task_names]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(task_names)), 4))
+    ax.bar(range(len(task_names)), values)
+    ax.set_xticks(range(len(task_names)), task_names, rotation=60, ha="right", fontsize=8)
+    ax.set(ylabel="success", ylim=(0, 1.02),
+           title=f"Per-task success at {last['env/steps_per_task']:,} steps per task")
+    bars = out / "task_success.png"
+    fig.tight_layout()
+    fig.savefig(bars, dpi=100)
+    plt.close(fig)
+    return [curve, bars]
