@@ -68,7 +68,6 @@ def agent_template(config: TrainConfig, spec: EnvSpec):
     """An agent state with the run's structure, to restore a checkpoint into."""
     agent = make_agent(config)
     if config.num_seeds > 1:
-        return jax.vmap(agent.init, in_axes=(0, None))(
-            jax.random.split(jax.random.key(0), config.num_seeds), spec
-        )
+        keys = jax.random.split(jax.random.key(0), config.num_seeds)
+        return jax.vmap(lambda key: agent.init(key, spec))(keys)
     return agent.init(jax.random.key(0), spec)

@@ -1,0 +1,70 @@
+"""Load a trained policy from a run directory and act on NumPy observations — no training code involved.
+
+    policy = load_policy("runs/<run>")
+    action = policy(obs)            # obs: one observation [obs_size] or a batch [n, obs_size]
+
+For MT benchmarks the task is read from the one-hot id that ends each observation (as metaworld's
+`use_one_hot=True` envs produce it); pass `task_id=` to give it explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mtrl import checkpoint
+from mtrl.agents import get_agent
+from mtrl.types import EnvSpec, PyTree
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """A deterministic policy restored from a checkpoint; call it on NumPy observations."""
+
+    spec: EnvSpec
+    state: PyTree
+    act: object
+
+    def __call__(self, obs: np.ndarray, task_id: int | np.ndarray | None = None) -> np.ndarray:
+        obs = np.asarray(obs, np.float32)
+        single = obs.ndim == 1
+        obs = np.atleast_2d(obs)
+        if obs.shape[-1] != self.spec.obs_size:
+            raise ValueError(
+                f"observation has {obs.shape[-1]} values, the policy expects {self.spec.obs_size}"
+            )
+        if task_id is None:
+            task_id = obs[:, -self.spec.num_tasks :].argmax(-1)
+        task_id = np.broadcast_to(np.asarray(task_id, np.int32), obs.shape[:1])
+        action = np.asarray(self.act(self.state, jnp.asarray(obs), jnp.asarray(task_id)))
+        return action[0] if single else action
+
+
+def load_policy(run_dir: str | Path, *, step: int | None = None, seed_index: int = 0) -> Policy:
+    """Restore the agent of `run_dir` (newest checkpoint unless `step`); `seed_index` picks one of N seeds."""
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
+    module = get_agent(config["agent_name"])
+    agent_config = module.Config(**_tuples(config["agent"]))
+    num_seeds = config.get("num_seeds", 1)
+    if num_seeds > 1:
+        keys = jax.random.split(jax.random.key(0), num_seeds)
+        template = jax.vmap(lambda k: module.init(k, spec, agent_config))(keys)
+    else:
+        template = module.init(jax.random.key(0), spec, agent_config)
+    state = checkpoint.restore(run_dir, template, step)
+    if num_seeds > 1:
+        state = jax.tree.map(lambda x: x[seed_index], state)
+    key = jax.random.key(0)
+    act = jax.jit(lambda s, o, t: module.act(s, o, t, key, True))
+    return Policy(spec=spec, state=state, act=act)
+
+
+def _tuples(values: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
