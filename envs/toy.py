@@ -1,9 +1,10 @@
 """A multi-goal point mass in pure JAX: the fast env for tests and the fully jitted example.
 
 A point in the plane starts near the origin; task `t` asks it to reach a goal in direction 2πt/T at radius 0.7
-(each task has `goals_per_task` goal configurations jittered around that point). The goal is *not* in the
-observation: only the one-hot task id tells tasks apart, so a single policy must condition on the task — the
-multi-task setting in miniature. Episodes truncate after `episode_length` steps and never terminate, as in
+(each task has `goals_per_task` goal configurations jittered around that point, by less than the success
+radius, so a policy that knows only the task can succeed on every goal). The goal is *not* in the observation:
+only the one-hot task id tells tasks apart, so a single policy must condition on the task — the multi-task
+setting in miniature. Episodes truncate after `episode_length` steps and never terminate, as in
 Meta-World; success is being within `success_radius` of the goal.
 """
 
@@ -26,7 +27,7 @@ class PointMassConfig:
     episode_length: int = 50
     goals_per_task: int = 50
     goal_radius: float = 0.7
-    goal_jitter: float = 0.1
+    goal_jitter: float = 0.05
     step_size: float = 0.1
     success_radius: float = 0.1
 
@@ -44,6 +45,8 @@ class PointMassState:
 
 class PointMass:
     """Batched multi-task point mass (see module docstring); `reset`/`step` are pure and jittable."""
+
+    vmappable = True  # pure JAX: whole training runs can be vmapped over seeds
 
     def __init__(
         self,

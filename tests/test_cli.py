@@ -1,0 +1,73 @@
+"""`mtrl train` / `mtrl evaluate` as a user runs them: flags, presets, errors, run directories."""
+
+import json
+
+import pytest
+
+from mtrl.app.cli import main, parse_train_args
+from mtrl.app.presets import PRESETS
+
+TOY_FLAGS = [
+    "--env.name", "toy", "--env.envs-per-task", "4", "--agent.hidden-sizes", "16",
+    "--loop.steps-per-task", "400", "--loop.warmup-steps-per-task", "100",
+    "--loop.steps-per-iteration", "25", "--loop.batch-per-task", "16",
+    "--loop.replay-per-task", "1000", "--loop.eval-every-steps-per-task", "0",
+    "--loop.eval-envs-per-task", "25", "--loop.log-every-steps-per-task", "200",
+    "--wandb.mode", "disabled",
+]
+
+
+def test_default_is_the_mt10_moore_quickstart():
+    config = parse_train_args([])
+    assert config.preset == "quickstart"
+    assert config.agent_name == "moore_sac" and config.env.name == "MT10"
+
+
+def test_every_field_is_a_flag_and_presets_carry_the_paper_recipe():
+    config = parse_train_args(["--preset", "mt10-moore", "--seed", "3", "--agent.num-experts", "6"])
+    assert (config.seed, config.agent.num_experts) == (3, 6)
+    assert config.loop.batch_per_task == 128 and config.loop.steps_per_task == 2_000_000
+    assert parse_train_args(["--preset", "mt50-moore"]).agent.num_experts == 6
+    assert parse_train_args(["--preset", "mt10-moore", "--agent", "mh_sac"]).agent_name == "mh_sac"
+    for name in PRESETS:
+        parse_train_args(["--preset", name])
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["--preset", "mt11-moore"], "mt10-moore"),
+        (["--agent", "dqn"], "moore_sac"),
+        (["--env.name", "MT11"] + TOY_FLAGS[2:], "MT10"),
+        (["--env.name", "ML10"] + TOY_FLAGS[2:], "meta-RL"),
+    ],
+    ids=["preset", "agent", "benchmark", "meta-benchmark"],
+)
+def test_bad_names_give_one_line_listing_valid_ones(args, names, capsys):
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert names in err and len(err.splitlines()) == 1, err
+
+
+def test_unknown_metaworld_task_is_one_line(capsys):
+    assert main(["train", "--env.name", "MT1", "--env.task", "reach-v9", *TOY_FLAGS[2:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "reach-v9" in err and len(err.splitlines()) == 1, err
+
+
+def test_train_then_evaluate_from_the_command_line(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", *TOY_FLAGS, "--run-dir", str(run_dir)]) == 0
+    assert "Final evaluation" in capsys.readouterr().out
+    assert main(["evaluate", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "point-goal-3" in out and "mean" in out
+    [report] = run_dir.glob("evaluation-*.json")
+    assert 0.0 <= json.loads(report.read_text())["eval/success"] <= 1.0
+    # an existing run directory is refused
+    assert main(["train", *TOY_FLAGS, "--run-dir", str(run_dir)]) == 2
+
+
+def test_evaluate_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not an mtrl run directory" in capsys.readouterr().err
