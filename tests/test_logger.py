@@ -1,0 +1,46 @@
+"""Run logging: JSONL lines in order, W&B offline into the run directory, W&B failures never fatal."""
+
+import json
+
+import pytest
+
+from mtrl.logger import RunLogger, WandbConfig, read_metrics, resolve_mode
+
+
+def test_jsonl_has_one_line_per_log_call(tmp_path):
+    logger = RunLogger(tmp_path, {"seed": 0}, WandbConfig(mode="disabled"), name="t")
+    logger.log(10, {"train/critic_loss": 1.5})
+    logger.log(20, {"eval/success": 0.25, "eval/reach-v3/success": 0.5})
+    logger.close()
+    assert read_metrics(tmp_path) == [
+        {"step": 10, "train/critic_loss": 1.5},
+        {"step": 20, "eval/success": 0.25, "eval/reach-v3/success": 0.5},
+    ]
+
+
+def test_auto_mode_is_offline_without_a_key(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    assert resolve_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_mode("auto") == "online"
+    assert resolve_mode("disabled") == "disabled"
+
+
+def test_offline_wandb_run_lands_in_the_run_directory(tmp_path):
+    logger = RunLogger(tmp_path, {"seed": 1}, WandbConfig(mode="offline"), name="offline-test")
+    logger.log(1, {"eval/success": 1.0})
+    logger.close()
+    run_id = (tmp_path / "wandb_run_id").read_text()
+    assert any(run_id in p.name for p in (tmp_path / "wandb").glob("offline-run-*"))
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["eval/success"] == 1.0
+
+
+def test_wandb_that_cannot_start_warns_once_and_logging_goes_on(tmp_path):
+    # An entity/project W&B refuses (a project name with a slash is invalid) fails at init.
+    with pytest.warns(UserWarning, match="W&B could not start"):
+        logger = RunLogger(tmp_path, {}, WandbConfig(mode="offline", project="bad/name"), name="x")
+    logger.log(5, {"eval/success": 0.5})
+    logger.close()
+    assert read_metrics(tmp_path) == [{"step": 5, "eval/success": 0.5}]
