@@ -1,0 +1,68 @@
+"""Meta-World benchmarks (MT1/10/25/50, ML1/10/25/45) as batched functional envs.
+
+`make_metaworld` checks its arguments, resolves the benchmark split to tasks and goal
+configurations (`benchmarks.py`, shared by every backend) and builds the `official` backend
+(`official.py`): metaworld's own envs, stepped on the host by one ordered `io_callback` per vector
+step.
+"""
+
+from __future__ import annotations
+
+from .benchmarks import (
+    BENCHMARKS,
+    GOAL_SAMPLING,
+    SPLITS,
+    TASK_NAMES,
+    BenchmarkTasks,
+    check_args,
+    load_benchmark,
+    task_names,
+)
+from .official import OfficialEnv, OfficialState, next_goal_indices
+
+
+def make_metaworld(
+    benchmark: str,
+    *,
+    task: str | None = None,
+    split: str = "train",
+    seed: int = 0,
+    envs_per_task: int = 1,
+    goal_sampling: str = "random",
+) -> OfficialEnv:
+    """Build a batched Meta-World benchmark on metaworld's own envs.
+
+    Args:
+        benchmark: one of `BENCHMARKS`.
+        task: the task of MT1/ML1, e.g. "reach-v3" (must be None for the others).
+        split: "train" or "test" (the held-out tasks) for ML benchmarks; MT benchmarks have
+            "train" only.
+        seed: goes to metaworld's benchmark constructor, which fixes the 50 goal configurations
+            per task, and seeds the envs as metaworld does; the reset key drives every goal choice.
+        envs_per_task: parallel envs per task, task-major (env i runs task i // envs_per_task).
+        goal_sampling: "random" (uniform goal at every reset, the MT training protocol) or
+            "sequential" (env j of a task takes goals j, j+E, j+2E, ... mod 50 on its successive
+            episodes, E = envs_per_task).
+
+    Raises:
+        ValueError: on an unknown benchmark, task, split or goal_sampling, or envs_per_task < 1.
+    """
+    check_args(
+        benchmark, task=task, split=split, goal_sampling=goal_sampling, envs_per_task=envs_per_task
+    )
+    tasks = load_benchmark(benchmark, task=task, split=split, seed=seed)
+    return OfficialEnv(tasks, envs_per_task=envs_per_task, goal_sampling=goal_sampling, seed=seed)
+
+
+__all__ = [
+    "BENCHMARKS",
+    "GOAL_SAMPLING",
+    "SPLITS",
+    "TASK_NAMES",
+    "BenchmarkTasks",
+    "OfficialEnv",
+    "OfficialState",
+    "make_metaworld",
+    "next_goal_indices",
+    "task_names",
+]
