@@ -1,0 +1,177 @@
+"""The env contract, checked on every env `make` builds: jitted reset and scanned steps, a TimeStep
+whose shapes and dtypes follow the spec, finite values, task-major task ids and the obs layout.
+
+Each env is built and rolled out once per module (the `rollout` fixture); the tests only read it.
+MT25, MT50, ML25 and ML45 take 40+ s each to build, so they run only with `pytest -m slow`.
+"""
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+import pytest
+from mtrl.envs import make
+
+from mtrl.types import EnvSpec, TimeStep
+
+NUM_STEPS = 20
+MW_OBS_SIZE = 39  # metaworld's own observation; MT benchmarks append the one-hot task id
+MW_GOAL_COLUMNS = slice(36, 39)  # hidden (zeroed) in ML benchmarks
+MW_REWARD_RANGE = (0.0, 10.0)  # metaworld's v2 reward functions
+
+
+class EnvCase(NamedTuple):
+    """How to build one env, and which obs layout it promises."""
+
+    name: str
+    kwargs: dict
+    layout: str  # "one_hot": task id one-hot in the last columns; "hidden_goal": ML, goal zeroed
+
+
+def case(name, layout, *, slow=False, **kwargs):
+    """One parametrisation of the contract tests: `make(name, **kwargs)`, id from its arguments."""
+    case_id = "-".join([name, *(f"{k}={v}" for k, v in kwargs.items())])
+    marks = [pytest.mark.slow] if slow else []
+    return pytest.param(EnvCase(name, kwargs, layout), id=case_id, marks=marks)
+
+
+CASES = [
+    case("toy", "one_hot"),
+    case("toy", "one_hot", envs_per_task=3, num_tasks=5),
+    case("MT1", "one_hot", task="reach-v3"),
+    case("MT10", "one_hot"),
+    case("ML1", "hidden_goal", task="reach-v3", split="train"),
+    case("ML1", "hidden_goal", task="reach-v3", split="test"),
+    case("ML10", "hidden_goal", split="train"),
+    case("ML10", "hidden_goal", split="test", envs_per_task=2),
+    case("MT25", "one_hot", slow=True),
+    case("MT50", "one_hot", slow=True),
+    case("ML25", "hidden_goal", split="test", slow=True),
+    case("ML45", "hidden_goal", split="test", slow=True),
+]
+
+
+class Rollout(NamedTuple):
+    """One env's spec and the TimeSteps of its jitted random rollout, on the host."""
+
+    case: EnvCase
+    spec: EnvSpec
+    first: TimeStep  # from reset, fields [envs, ...]
+    steps: TimeStep  # stacked by scan, fields [time, envs, ...]
+
+
+def random_rollout(env, key: jax.Array, num_steps: int) -> tuple[TimeStep, TimeStep]:
+    """Reset under jit, then take `num_steps` uniform random actions in one jitted lax.scan."""
+    spec = env.spec
+    reset_key, action_key = jax.random.split(key)
+    state, first = jax.jit(env.reset)(reset_key)
+
+    def body(state, key):
+        shape = (spec.num_envs, spec.action_size)
+        action = jax.random.uniform(key, shape, minval=spec.action_low, maxval=spec.action_high)
+        return env.step(state, action)
+
+    scan = jax.jit(lambda state, keys: jax.lax.scan(body, state, keys))
+    _, steps = scan(state, jax.random.split(action_key, num_steps))
+    return first, steps
+
+
+@pytest.fixture(scope="module", params=CASES)
+def rollout(request) -> Rollout:
+    env_case = request.param
+    env = make(env_case.name, **env_case.kwargs)
+    try:
+        first, steps = random_rollout(env, jax.random.key(0), NUM_STEPS)
+    finally:
+        if hasattr(env, "close"):
+            env.close()
+    return Rollout(env_case, env.spec, jax.device_get(first), jax.device_get(steps))
+
+
+def timesteps(rollout: Rollout) -> list[tuple[str, TimeStep, tuple[int, ...]]]:
+    """The reset TimeStep and the scanned ones, each with its leading (batch) shape."""
+    return [
+        ("reset", rollout.first, (rollout.spec.num_envs,)),
+        ("step", rollout.steps, (NUM_STEPS, rollout.spec.num_envs)),
+    ]
+
+
+def test_spec_is_consistent(rollout):
+    spec, kwargs = rollout.spec, rollout.case.kwargs
+    assert spec.num_envs == spec.num_tasks * spec.envs_per_task
+    assert spec.envs_per_task == kwargs.get("envs_per_task", 1)
+    if "num_tasks" in kwargs:
+        assert spec.num_tasks == kwargs["num_tasks"]
+    assert spec.num_tasks >= 1
+    assert len(set(spec.task_names)) == spec.num_tasks, spec.task_names
+    assert spec.action_low < spec.action_high
+    assert spec.episode_length > NUM_STEPS  # so the scan below never crosses an episode end
+    assert spec.goals_per_task >= 1
+    assert EnvSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_timestep_shapes_and_dtypes_follow_the_spec(rollout):
+    spec = rollout.spec
+    for where, ts, batch in timesteps(rollout):
+        expected = {
+            "obs": ((*batch, spec.obs_size), np.float32),
+            "final_obs": ((*batch, spec.obs_size), np.float32),
+            "reward": (batch, np.float32),
+            "terminated": (batch, np.bool_),
+            "truncated": (batch, np.bool_),
+            "success": (batch, np.bool_),
+            "task_id": (batch, np.int32),
+        }
+        for field, (shape, dtype) in expected.items():
+            value = np.asarray(getattr(ts, field))
+            assert value.shape == shape, f"{where}.{field}: {value.shape} != {shape}"
+            assert value.dtype == dtype, f"{where}.{field}: {value.dtype} != {dtype}"
+
+
+def test_values_are_finite(rollout):
+    for where, ts, _ in timesteps(rollout):
+        for field in ("obs", "final_obs", "reward"):
+            assert np.isfinite(getattr(ts, field)).all(), f"{where}.{field} has NaN or Inf"
+
+
+def test_task_ids_are_task_major(rollout):
+    spec = rollout.spec
+    expected = np.repeat(np.arange(spec.num_tasks), spec.envs_per_task)
+    np.testing.assert_array_equal(rollout.first.task_id, expected)
+    np.testing.assert_array_equal(
+        rollout.steps.task_id, np.broadcast_to(expected, (NUM_STEPS,) + expected.shape)
+    )
+
+
+def test_final_obs_equals_obs_where_no_episode_ended(rollout):
+    first, steps = rollout.first, rollout.steps
+    assert not first.terminated.any() and not first.truncated.any()
+    np.testing.assert_array_equal(first.final_obs, first.obs)
+    running = ~(steps.terminated | steps.truncated)
+    assert running.all()  # NUM_STEPS < episode_length and these envs do not terminate early
+    np.testing.assert_array_equal(steps.final_obs[running], steps.obs[running])
+
+
+def test_obs_layout(rollout):
+    spec = rollout.spec
+    for where, ts, _ in timesteps(rollout):
+        for field in ("obs", "final_obs"):
+            obs = getattr(ts, field)
+            if rollout.case.layout == "one_hot":
+                one_hot = np.eye(spec.num_tasks, dtype=np.float32)[ts.task_id]
+                np.testing.assert_array_equal(
+                    obs[..., -spec.num_tasks :], one_hot, err_msg=f"{where}.{field}"
+                )
+            else:
+                assert spec.obs_size == MW_OBS_SIZE
+                assert not obs[..., MW_GOAL_COLUMNS].any(), f"{where}.{field}: goal visible"
+
+
+def test_metaworld_obs_size_and_reward_range(rollout):
+    if rollout.case.name == "toy":
+        pytest.skip("toy rewards and obs are not Meta-World's")
+    spec, steps = rollout.spec, rollout.steps
+    one_hot_size = spec.num_tasks if rollout.case.layout == "one_hot" else 0
+    assert spec.obs_size == MW_OBS_SIZE + one_hot_size
+    low, high = MW_REWARD_RANGE
+    assert (steps.reward >= low).all() and (steps.reward <= high).all(), steps.reward
