@@ -12,7 +12,8 @@ TOY_FLAGS = [
     "--loop.steps-per-task", "400", "--loop.warmup-steps-per-task", "100",
     "--loop.steps-per-iteration", "25", "--loop.batch-per-task", "16",
     "--loop.replay-per-task", "1000", "--loop.eval-every-steps-per-task", "0",
-    "--loop.eval-envs-per-task", "25", "--loop.log-every-steps-per-task", "200",
+    "--loop.eval-envs-per-task", "25", "--loop.eval-goals-per-task", "50",
+    "--loop.log-every-steps-per-task", "200",
     "--wandb.mode", "disabled",
 ]
 

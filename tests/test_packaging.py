@@ -25,8 +25,12 @@ def test_plain_install_into_fresh_venv_imports_subpackages():
         (Path(target) / "deps.pth").write_text("\n".join(deps) + "\n")
         env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         subprocess.run(
-            [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", str(ROOT)],
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp / "dist", ROOT],
             check=True, env=env, cwd=tmp,
+        )
+        [wheel] = (tmp / "dist").glob("mtrl-*.whl")
+        subprocess.run(
+            [python, "-m", "pip", "install", "--no-deps", "-q", wheel], check=True, env=env, cwd=tmp
         )
         probe = (
             "import mtrl, mtrl.envs, mtrl.agents, mtrl.app.cli, pathlib;"

@@ -1,0 +1,18 @@
+"""Agents by name: each value is a module with `Config`, `init`, `act` and `update`.
+
+`from mtrl.agents import moore_sac` gives pure functions over plain pytrees; the training loop and
+the CLI look agents up here and know nothing else about them.
+"""
+
+from types import ModuleType
+
+from . import mh_sac, moore_sac, mt_sac
+
+AGENTS: dict[str, ModuleType] = {"mt_sac": mt_sac, "mh_sac": mh_sac, "moore_sac": moore_sac}
+
+
+def get_agent(name: str) -> ModuleType:
+    """The agent module called `name`, or a one-line error listing the valid names."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}")
+    return AGENTS[name]

@@ -1,0 +1,99 @@
+"""MOORE-SAC: SAC whose actor and critics are mixtures of orthogonal experts.
+
+Hendawy et al., "Multi-Task Reinforcement Learning with Mixture of Orthogonal Experts", ICLR 2024.
+Per sample, k expert MLPs produce k representations that Gram-Schmidt makes orthonormal; a
+task-specific linear mix of them (weights from the one-hot task id, no softmax) goes through tanh
+into one linear output head per task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from mtrl.networks import MultiHeadDense, StackedMLP, gram_schmidt
+from mtrl.types import EnvSpec
+
+from . import sac
+from .sac import SACConfig, SACNetworks, SACState
+
+State = SACState
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(SACConfig):
+    """MOORE on MT10: 4 experts of 400×3 (last layer linear, d = 400), the MT-SAC learning rates."""
+
+    num_experts: int = 4
+    """Experts k per network (paper: 4 on MT10, 6 on MT50); at most the representation size d."""
+    use_gram_schmidt: bool = True
+    """Orthonormalise the experts; False gives the paper's "MoE" ablation."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_num_experts(self.num_experts, self.hidden_sizes[-1])
+
+
+def check_num_experts(num_experts: int, representation_size: int) -> None:
+    """Refuse k < 1, and k > d: at most d vectors in R^d can be orthonormal."""
+    if not 1 <= num_experts <= representation_size:
+        raise ValueError(
+            f"num_experts={num_experts} must be between 1 and the representation size "
+            f"{representation_size} (the last of hidden_sizes)"
+        )
+
+
+class Network(nn.Module):
+    """A MOORE network: orthogonal experts, task-weighted mix, tanh, per-task linear head.
+
+    Sows the raw expert outputs `[batch, k, d]` ("expert_outputs") and the representation
+    `[batch, d]` ("representation") into the "intermediates" collection, for inspection.
+    """
+
+    expert_sizes: tuple[int, ...]
+    num_experts: int
+    num_tasks: int
+    output_size: int
+    use_gram_schmidt: bool = True
+
+    @nn.compact
+    def __call__(
+        self, x: Float[Array, "batch inputs"], task_id: Int[Array, " batch"]
+    ) -> Float[Array, "batch outputs"]:
+        check_num_experts(self.num_experts, self.expert_sizes[-1])
+        experts = StackedMLP(self.num_experts, self.expert_sizes, name="experts")(x)
+        self.sow("intermediates", "expert_outputs", experts)
+        if self.use_gram_schmidt:
+            experts = gram_schmidt(experts)
+        one_hot = jax.nn.one_hot(task_id, self.num_tasks, dtype=x.dtype)
+        weights = nn.Dense(self.num_experts, use_bias=False, name="task_weights")(one_hot)
+        representation = jnp.tanh(jnp.einsum("bk,bkd->bd", weights, experts))
+        self.sow("intermediates", "representation", representation)
+        return MultiHeadDense(self.num_tasks, self.output_size, name="heads")(
+            representation, task_id
+        )
+
+
+def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
+    """Actor and critic are both MOORE networks; the critic's experts read concat(obs, action)."""
+    network = lambda output_size: Network(
+        expert_sizes=config.hidden_sizes,
+        num_experts=config.num_experts,
+        num_tasks=spec.num_tasks,
+        output_size=output_size,
+        use_gram_schmidt=config.use_gram_schmidt,
+    )
+    return SACNetworks(actor=network(2 * spec.action_size), critic=network(1))
+
+
+def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:
+    """A fresh MOORE-SAC agent for the env described by `spec`."""
+    return sac.init(key, spec, config, make_networks(spec, config))
+
+
+act = sac.act
+update = sac.update

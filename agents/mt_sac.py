@@ -1,0 +1,57 @@
+"""MT-SAC: one SAC agent shared by all tasks, with one temperature per task.
+
+The networks are plain MLPs; the task enters only through the one-hot id the MT benchmarks append
+to the observation (Yu et al., Meta-World, CoRL 2019; the MT-SAC baseline of CARE and MOORE).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+from jaxtyping import Array, Float, Int
+
+from mtrl.networks import MLP
+from mtrl.types import EnvSpec
+
+from . import sac
+from .sac import SACConfig, SACNetworks, SACState
+
+State = SACState
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(SACConfig):
+    """MT-SAC on MT10: 400×3 MLPs, Adam 3e-4 (actor, critic) and 1e-4 (per-task temperatures)."""
+
+
+class Network(nn.Module):
+    """An MLP on the input; `task_id` is part of the shared torso signature and unused."""
+
+    hidden_sizes: tuple[int, ...]
+    output_size: int
+
+    @nn.compact
+    def __call__(
+        self, x: Float[Array, "batch inputs"], task_id: Int[Array, " batch"]
+    ) -> Float[Array, "batch outputs"]:
+        del task_id
+        return MLP((*self.hidden_sizes, self.output_size), name="mlp")(x)
+
+
+def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
+    """Actor outputs mean and log-std of every action dimension; each critic one Q-value."""
+    return SACNetworks(
+        actor=Network(config.hidden_sizes, 2 * spec.action_size),
+        critic=Network(config.hidden_sizes, 1),
+    )
+
+
+def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:
+    """A fresh MT-SAC agent for the env described by `spec`."""
+    return sac.init(key, spec, config, make_networks(spec, config))
+
+
+act = sac.act
+update = sac.update

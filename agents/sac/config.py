@@ -1,0 +1,52 @@
+"""Hyperparameters shared by every SAC-family agent; each agent's `Config` extends this one.
+
+Defaults are the MT10 recipe of the MOORE paper (Hendawy et al., ICLR 2024), which MT-SAC and
+MT-MH-SAC share in the CARE / Meta-World setups: 400×3 networks, Adam 3e-4 for actor and critic,
+1e-4 for the temperatures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SACConfig:
+    """Soft actor-critic with twin critics and one learned temperature per task."""
+
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    """Hidden widths of actor and critic torsos (MOORE: each expert's layers, the last = d)."""
+    num_critics: int = 2
+    """Q-networks whose minimum forms the target and the actor's objective (clipped double Q)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the policy."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the Q-networks."""
+    alpha_lr: float = 1e-4
+    """Adam learning rate of the per-task log-temperatures."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target critics, applied after every gradient step."""
+    initial_alpha: float = 1.0
+    """Temperature of every task at the start."""
+    target_entropy: float | None = None
+    """Entropy each task's temperature steers towards; None means -action_size."""
+    log_std_min: float = -10.0
+    """Lower clamp of the policy's log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper clamp of the policy's log standard deviation."""
+
+    def __post_init__(self) -> None:
+        # A list (from JSON, say) would make the config, a static pytree field, unhashable.
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ValueError(
+                f"hidden_sizes must be non-empty positive widths, got {self.hidden_sizes}"
+            )
+        if self.num_critics < 1:
+            raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
+        if self.log_std_min >= self.log_std_max:
+            raise ValueError(
+                f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})"
+            )

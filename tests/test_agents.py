@@ -1,0 +1,145 @@
+"""The contract every SAC-family agent keeps: init/act/update under jit and vmap, orbax, lookup."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from mtrl.agents import AGENTS, get_agent
+
+from mtrl.checkpoint import Checkpointer, restore
+from mtrl.types import EnvSpec, Transition
+
+SPEC = EnvSpec(
+    name="test",
+    obs_size=6,
+    action_size=2,
+    task_names=("a", "b", "c"),
+    envs_per_task=1,
+    episode_length=10,
+    goals_per_task=1,
+)
+SMALL = {"hidden_sizes": (32, 32)}
+CONFIGS = {
+    "mt_sac": SMALL,
+    "mh_sac": SMALL,
+    "moore_sac": {**SMALL, "num_experts": 2},
+}
+
+
+def make_batch(seed: int, task_ids: list[int], rows_per_task: int = 4, *lead: int) -> Transition:
+    """Random rows, `rows_per_task` for each of `task_ids`, with optional leading (seed) axes."""
+    rng = np.random.default_rng(seed)
+    task_id = np.repeat(np.asarray(task_ids, np.int32), rows_per_task)
+    n = task_id.shape[0]
+    return Transition(
+        obs=rng.normal(size=(*lead, n, SPEC.obs_size)).astype(np.float32),
+        action=rng.uniform(-1, 1, size=(*lead, n, SPEC.action_size)).astype(np.float32),
+        reward=rng.normal(size=(*lead, n)).astype(np.float32),
+        next_obs=rng.normal(size=(*lead, n, SPEC.obs_size)).astype(np.float32),
+        terminated=np.broadcast_to(np.arange(n) % 5 == 0, (*lead, n)).astype(np.float32),
+        task_id=np.broadcast_to(task_id, (*lead, n)).copy(),
+    )
+
+
+def fast_key(seed: int) -> jax.Array:
+    """An "rbg" key: XLA compiles threefry slowly on CPU, and tiny-network tests are compile time.
+
+    Under vmap, rbg draws differ from unbatched ones; the vmap test checks that vmap works, not that
+    batched seeds reproduce single runs (the training-loop tests do that with default keys).
+    """
+    return jax.random.key(seed, impl="rbg")
+
+
+@functools.cache
+def agent_and_init(name: str):
+    agent = get_agent(name)
+    init = functools.partial(agent.init, spec=SPEC, config=agent.Config(**CONFIGS[name]))
+    return agent, init
+
+
+# The agents share one `update` and `act`; one jitted wrapper each caches every agent's programs.
+update = jax.jit(get_agent("mt_sac").update)
+act = jax.jit(get_agent("mt_sac").act, static_argnames="deterministic")
+
+
+def flat(tree) -> np.ndarray:
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+
+
+@pytest.mark.parametrize("name", list(AGENTS))
+def test_update_under_jit(name):
+    agent, init = agent_and_init(name)
+    state = init(fast_key(0))
+    batch = make_batch(1, [0, 1])  # task 2 absent from this batch
+    assert agent.update is update.__wrapped__
+    new_state, metrics = update(state, batch, fast_key(2))
+
+    for metric in ("critic_loss", "actor_loss", "alpha_loss", "alpha_mean", "q_mean", "entropy"):
+        assert np.isfinite(metrics[f"train/{metric}"]), metric
+    assert not np.allclose(flat(new_state.actor_params), flat(state.actor_params))
+    assert not np.allclose(flat(new_state.critic_params), flat(state.critic_params))
+    tau = state.config.tau
+    expected_target = (1 - tau) * flat(state.target_critic_params) + tau * flat(
+        new_state.critic_params
+    )
+    np.testing.assert_allclose(flat(new_state.target_critic_params), expected_target, atol=1e-6)
+    moved = ~np.isclose(new_state.log_alphas, state.log_alphas)
+    np.testing.assert_array_equal(moved, [True, True, False])
+    assert int(new_state.step) == 1
+
+
+@pytest.mark.parametrize("name", list(AGENTS))
+def test_act_is_squashed_and_deterministic_is_tanh_mean(name):
+    agent, init = agent_and_init(name)
+    state = init(fast_key(0))
+    obs = 10 * np.random.default_rng(1).normal(size=(5, SPEC.obs_size)).astype(np.float32)
+    task_id = jnp.array([0, 1, 2, 0, 1], jnp.int32)
+    assert agent.act is act.__wrapped__
+    sampled = [act(state, obs, task_id, fast_key(k), deterministic=False) for k in (2, 3)]
+    greedy = [act(state, obs, task_id, fast_key(k), deterministic=True) for k in (2, 3)]
+    assert sampled[0].shape == (5, SPEC.action_size)
+    assert np.all(np.abs(np.asarray(sampled)) <= 1.0)
+    assert not np.allclose(sampled[0], sampled[1])
+    np.testing.assert_array_equal(greedy[0], greedy[1])
+
+
+def test_vmap_over_seeds():
+    # The torsos differ, the core is shared: vmap the agent with the most structure (experts).
+    agent, init = agent_and_init("moore_sac")
+    seeds = 3
+    states = jax.vmap(init)(jax.random.split(fast_key(0), seeds))
+    batches = make_batch(1, [0, 1, 2], 4, seeds)
+    keys = jax.random.split(fast_key(2), seeds)
+    states, metrics = jax.jit(jax.vmap(agent.update))(states, batches, keys)
+    assert metrics["train/critic_loss"].shape == (seeds,)
+    assert np.all(np.isfinite(metrics["train/critic_loss"]))
+    assert states.log_alphas.shape == (seeds, SPEC.num_tasks)
+    act = jax.vmap(functools.partial(agent.act, deterministic=False))
+    actions = act(states, batches.obs, batches.task_id, keys)
+    assert actions.shape == (seeds, 12, SPEC.action_size)
+    assert not np.allclose(actions[0], actions[1])  # seeds differ
+
+
+def test_state_round_trips_through_orbax(tmp_path):
+    _, init = agent_and_init("moore_sac")
+    state = init(fast_key(0))
+    checkpointer = Checkpointer(tmp_path)
+    checkpointer.save(1, state)
+    checkpointer.close()
+    restored = restore(tmp_path, init(fast_key(5)))
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    np.testing.assert_array_equal(flat(restored), flat(state))
+
+
+def test_unknown_agent_names_the_valid_ones():
+    with pytest.raises(ValueError, match="'ppo'.*mt_sac, mh_sac, moore_sac"):
+        get_agent("ppo")
+
+
+def test_moore_config_refuses_more_experts_than_representation_size():
+    with pytest.raises(ValueError, match="num_experts=500"):
+        get_agent("moore_sac").Config(num_experts=500)
