@@ -73,9 +73,7 @@ class Network(nn.Module):
         weights = nn.Dense(self.num_experts, use_bias=False, name="task_weights")(one_hot)
         representation = jnp.tanh(jnp.einsum("bk,bkd->bd", weights, experts))
         self.sow("intermediates", "representation", representation)
-        return MultiHeadDense(self.num_tasks, self.output_size, name="heads")(
-            representation, task_id
-        )
+        return MultiHeadDense(self.num_tasks, self.output_size, name="heads")(representation, task_id)
 
 
 def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:

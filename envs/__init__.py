@@ -54,9 +54,7 @@ def make(
         raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
     if name == "toy":
         config = PointMassConfig() if num_tasks is None else PointMassConfig(num_tasks=num_tasks)
-        return PointMass(
-            config, seed=seed, envs_per_task=envs_per_task, goal_sampling=goal_sampling
-        )
+        return PointMass(config, seed=seed, envs_per_task=envs_per_task, goal_sampling=goal_sampling)
     from .metaworld import make_metaworld  # imports metaworld and mujoco only when asked for
 
     return make_metaworld(

@@ -18,6 +18,8 @@ from flax import struct
 
 from mtrl.types import EnvSpec, TimeStep
 
+from .goals import next_goal_indices
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PointMassConfig:
@@ -69,7 +71,6 @@ class PointMass:
         )
         self.goals = _make_goals(jax.random.key(seed), config)  # [tasks, goals, 2]
         self.task_id = jnp.repeat(jnp.arange(config.num_tasks, dtype=jnp.int32), envs_per_task)
-        self.slot = jnp.tile(jnp.arange(envs_per_task, dtype=jnp.int32), config.num_tasks)
 
     def reset(self, key: jax.Array) -> tuple[PointMassState, TimeStep]:
         n = self.spec.num_envs
@@ -113,11 +114,9 @@ class PointMass:
         return state, TimeStep(obs, reward, terminated, truncated, success, self.task_id, final_obs)
 
     def _next_goals(self, key: jax.Array, episodes: jax.Array) -> jax.Array:
-        """Goal index of each env's next episode: uniform draws, or every goal once in turn."""
-        g = self.spec.goals_per_task
-        if self.goal_sampling == "sequential":
-            return (self.slot + episodes * self.spec.envs_per_task) % g
-        return jax.random.randint(key, (self.spec.num_envs,), 0, g)
+        return next_goal_indices(
+            self.goal_sampling, key, episodes, self.spec.envs_per_task, self.spec.goals_per_task
+        )
 
     def _observe(self, pos: jax.Array) -> jax.Array:
         one_hot = jax.nn.one_hot(self.task_id, self.config.num_tasks)
@@ -127,7 +126,5 @@ class PointMass:
 def _make_goals(key: jax.Array, config: PointMassConfig) -> jax.Array:
     angles = 2 * jnp.pi * jnp.arange(config.num_tasks) / config.num_tasks
     centres = config.goal_radius * jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=-1)
-    jitter = jax.random.uniform(
-        key, (config.num_tasks, config.goals_per_task, 2), minval=-1.0, maxval=1.0
-    )
+    jitter = jax.random.uniform(key, (config.num_tasks, config.goals_per_task, 2), minval=-1.0, maxval=1.0)
     return centres[:, None, :] + config.goal_jitter * jitter

@@ -1,8 +1,8 @@
-"""Multi-task evaluation (design §6): every goal of every task once, deterministic policy, success at any step.
+"""Multi-task evaluation (design §6): every goal of every task once, deterministic, success at any step.
 
-The eval env is built with `goal_sampling="sequential"` and `E` envs per task, so env `j` of a task plays goals
-`j, j+E, j+2E, ...`; `goals_per_task / E` episodes per env then cover each goal exactly once. (metaworld's own
-`evaluation` helper samples goals with replacement instead; we visit every goal once.)
+The eval env is built with `goal_sampling="sequential"` and `E` envs per task, so env `j` of a task plays
+goals `j, j+E, j+2E, ...`; `goals_per_task / E` episodes per env then cover each goal exactly once.
+(metaworld's own `evaluation` helper samples goals with replacement instead; we visit every goal once.)
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ def episodes_per_env(spec: EnvSpec, goals: int) -> int:
     return goals // spec.envs_per_task
 
 
-def run_episodes(
-    env: Env, agent: Agent, agent_state: PyTree, key: jax.Array, num_episodes: int
-) -> jax.Array:
+def run_episodes(env: Env, agent: Agent, agent_state: PyTree, key: jax.Array, num_episodes: int) -> jax.Array:
     """Play `num_episodes` deterministic episodes in every env; returns success flags `[envs, episodes]`."""
     spec = env.spec
     env_state, step = env.reset(key)
-    init = (env_state, step, jnp.zeros(spec.num_envs, bool), jnp.zeros(spec.num_envs, jnp.int32),
-            jnp.zeros((spec.num_envs, num_episodes), bool))
+    init = (
+        env_state,
+        step,
+        jnp.zeros(spec.num_envs, bool),
+        jnp.zeros(spec.num_envs, jnp.int32),
+        jnp.zeros((spec.num_envs, num_episodes), bool),
+    )
 
     def body(carry, _):
         env_state, step, succeeded, episode, results = carry
@@ -50,9 +53,7 @@ def run_episodes(
 
 def success_per_task(spec: EnvSpec, successes: np.ndarray) -> dict[str, float]:
     """Mean success of each task from `[..., envs, episodes]` flags (averaging any leading seed axis)."""
-    per_task = np.asarray(successes, np.float64).reshape(
-        *successes.shape[:-2], spec.num_tasks, -1
-    )
+    per_task = np.asarray(successes, np.float64).reshape(*successes.shape[:-2], spec.num_tasks, -1)
     means = per_task.mean(axis=-1).reshape(-1, spec.num_tasks).mean(axis=0)
     return dict(zip(spec.task_names, means.tolist(), strict=True))
 

@@ -85,8 +85,7 @@ class RunLogger:
             try:
                 self._wandb.log(metrics, step=int(step))
             except Exception as error:  # noqa: BLE001
-                warnings.warn(f"W&B logging failed ({error!s:.200}); logging locally only",
-                              stacklevel=2)
+                warnings.warn(f"W&B logging failed ({error!s:.200}); logging locally only", stacklevel=2)
                 self._wandb = None
 
     def close(self) -> None:

@@ -71,9 +71,7 @@ class MultiHeadDense(nn.Module):
         return jnp.take_along_axis(every_head, head_id[:, None, None], axis=1)[:, 0]
 
 
-def gram_schmidt(
-    vectors: Float[Array, "*batch k d"], eps: float = 1e-12
-) -> Float[Array, "*batch k d"]:
+def gram_schmidt(vectors: Float[Array, "*batch k d"], eps: float = 1e-12) -> Float[Array, "*batch k d"]:
     """Orthonormalise the k rows of each `[k, d]` matrix in order (classical Gram-Schmidt).
 
     Row i keeps the direction of `vectors[i]` minus its projections on the earlier basis rows. The

@@ -21,8 +21,12 @@ def plot_run(run_dir: Path, records: list[dict[str, Any]], task_names: tuple[str
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([r["env/steps_per_task"] for r in evals], [r["eval/success"] for r in evals], marker="o")
-    ax.set(xlabel="env steps per task", ylabel="mean success", ylim=(-0.02, 1.02),
-           title="Evaluation success (mean over tasks)")
+    ax.set(
+        xlabel="env steps per task",
+        ylabel="mean success",
+        ylim=(-0.02, 1.02),
+        title="Evaluation success (mean over tasks)",
+    )
     ax.grid(alpha=0.3)
     curve = out / "success_curve.png"
     fig.tight_layout()
@@ -34,8 +38,11 @@ def plot_run(run_dir: Path, records: list[dict[str, Any]], task_names: tuple[str
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(task_names)), 4))
     ax.bar(range(len(task_names)), values)
     ax.set_xticks(range(len(task_names)), task_names, rotation=60, ha="right", fontsize=8)
-    ax.set(ylabel="success", ylim=(0, 1.02),
-           title=f"Per-task success at {last['env/steps_per_task']:,} steps per task")
+    ax.set(
+        ylabel="success",
+        ylim=(0, 1.02),
+        title=f"Per-task success at {last['env/steps_per_task']:,} steps per task",
+    )
     bars = out / "task_success.png"
     fig.tight_layout()
     fig.savefig(bars, dpi=100)

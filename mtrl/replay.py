@@ -32,8 +32,7 @@ def init_replay(spec: EnvSpec, capacity_per_task: int) -> ReplayState:
     """Allocate empty buffers for every task of `spec`."""
     if capacity_per_task < spec.envs_per_task:
         raise ValueError(
-            f"replay capacity per task ({capacity_per_task}) must be >= envs_per_task "
-            f"({spec.envs_per_task})"
+            f"replay capacity per task ({capacity_per_task}) must be >= envs_per_task ({spec.envs_per_task})"
         )
     t, c = spec.num_tasks, capacity_per_task
     data = Transition(

@@ -83,9 +83,7 @@ def collect_step(
     obs, task_id = state.timestep.obs, state.timestep.task_id
     if random_actions:
         shape = (env.spec.num_envs, env.spec.action_size)
-        action = jax.random.uniform(
-            act_key, shape, minval=env.spec.action_low, maxval=env.spec.action_high
-        )
+        action = jax.random.uniform(act_key, shape, minval=env.spec.action_low, maxval=env.spec.action_high)
     else:
         action = agent.act(state.agent, obs, task_id, act_key, False)
     env_state, step = env.step(state.env, action)
@@ -117,9 +115,7 @@ def update_step(
     return state.replace(agent=agent_state, key=key), metrics
 
 
-def collect(
-    env: Env, agent: Agent, state: TrainState, *, num_steps: int, random_actions: bool
-) -> TrainState:
+def collect(env: Env, agent: Agent, state: TrainState, *, num_steps: int, random_actions: bool) -> TrainState:
     """`num_steps` vector steps in one `lax.scan`."""
 
     def body(carry: TrainState, x: None) -> tuple[TrainState, None]:

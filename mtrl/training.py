@@ -69,8 +69,15 @@ class Programs:
 
 def check_loop_config(config: LoopConfig, envs_per_task: int) -> None:
     """Reject budgets that cannot run, with one line naming the field."""
-    for field in ("steps_per_task", "steps_per_iteration", "batch_per_task", "replay_per_task",
-                  "updates_per_step", "eval_envs_per_task", "log_every_steps_per_task"):
+    for field in (
+        "steps_per_task",
+        "steps_per_iteration",
+        "batch_per_task",
+        "replay_per_task",
+        "updates_per_step",
+        "eval_envs_per_task",
+        "log_every_steps_per_task",
+    ):
         value = getattr(config, field)
         if value <= 0:
             raise ValueError(f"loop.{field} must be positive, got {value}")
@@ -81,9 +88,7 @@ def check_loop_config(config: LoopConfig, envs_per_task: int) -> None:
         )
 
 
-def make_programs(
-    env: Env, eval_env: Env, agent: Agent, config: LoopConfig, num_seeds: int
-) -> Programs:
+def make_programs(env: Env, eval_env: Env, agent: Agent, config: LoopConfig, num_seeds: int) -> Programs:
     """Bind env, agent and config into jitted functions of the train state."""
     if num_seeds > 1 and not getattr(env, "vmappable", False):
         raise ValueError(
@@ -91,15 +96,15 @@ def make_programs(
             "(run one seed per process instead)"
         )
     iteration = config.steps_per_iteration
-    init = functools.partial(
-        rollout.init_train_state, env, agent, replay_capacity=config.replay_per_task
-    )
+    init = functools.partial(rollout.init_train_state, env, agent, replay_capacity=config.replay_per_task)
     warmup = functools.partial(rollout.collect, env, agent, num_steps=iteration, random_actions=True)
 
     def train(state):
         state = rollout.collect(env, agent, state, num_steps=iteration, random_actions=False)
         return rollout.learn(
-            agent, state, num_updates=iteration * config.updates_per_step,
+            agent,
+            state,
+            num_updates=iteration * config.updates_per_step,
             batch_per_task=config.batch_per_task,
         )
 

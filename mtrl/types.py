@@ -53,9 +53,9 @@ class EnvSpec:
 class TimeStep:
     """What one vector step returns, for every env in the batch.
 
-    Auto-reset is same-step: when a step ends an episode (`terminated | truncated`), `obs` is already the first
-    observation of the next episode, while `reward`, `success`, `terminated`, `truncated` and `final_obs`
-    describe the transition that just finished. Where no episode ended, `final_obs == obs`.
+    Auto-reset is same-step: when a step ends an episode (`terminated | truncated`), `obs` is already the
+    first observation of the next episode, while `reward`, `success`, `terminated`, `truncated` and
+    `final_obs` describe the transition that just finished. Where no episode ended, `final_obs == obs`.
     Store `(previous obs, action, reward, final_obs, terminated)` in replay.
     """
 

@@ -83,9 +83,7 @@ def test_update_under_jit(name):
     assert not np.allclose(flat(new_state.actor_params), flat(state.actor_params))
     assert not np.allclose(flat(new_state.critic_params), flat(state.critic_params))
     tau = state.config.tau
-    expected_target = (1 - tau) * flat(state.target_critic_params) + tau * flat(
-        new_state.critic_params
-    )
+    expected_target = (1 - tau) * flat(state.target_critic_params) + tau * flat(new_state.critic_params)
     np.testing.assert_allclose(flat(new_state.target_critic_params), expected_target, atol=1e-6)
     moved = ~np.isclose(new_state.log_alphas, state.log_alphas)
     np.testing.assert_array_equal(moved, [True, True, False])

@@ -164,7 +164,7 @@ def test_sequential_goals_visit_every_goal_once(envs_per_task):
     num_tasks, goals = 3, 50
     episodes = np.arange(goals // envs_per_task)[:, None] * np.ones(num_tasks * envs_per_task, int)
     key = jax.random.key(0)
-    drawn = jax.vmap(lambda e: next_goal_indices("sequential", key, e, envs_per_task))(episodes)
+    drawn = jax.vmap(lambda e: next_goal_indices("sequential", key, e, envs_per_task, 50))(episodes)
     drawn = np.asarray(drawn).reshape(len(episodes), num_tasks, envs_per_task)
     for t in range(num_tasks):
         assert sorted(drawn[:, t].ravel()) == list(range(goals))

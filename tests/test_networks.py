@@ -68,9 +68,7 @@ def test_mlp_stacked_members_are_independent_mlps():
     assert out.shape == (6, 3, 2)
     for i in range(3):
         member = jax.tree.map(lambda p, i=i: p[i], params["params"]["mlps"])
-        np.testing.assert_allclose(
-            out[:, i], apply(MLP((4, 2)), {"params": member}, x), rtol=1e-5, atol=1e-6
-        )
+        np.testing.assert_allclose(out[:, i], apply(MLP((4, 2)), {"params": member}, x), rtol=1e-5, atol=1e-6)
     assert not np.allclose(out[:, 0], out[:, 1])
 
 

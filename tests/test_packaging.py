@@ -1,4 +1,4 @@
-"""A plain (non-editable) `pip install .` gives `import mtrl.envs, mtrl.agents`, with no top-level envs/agents."""
+"""A plain (non-editable) `pip install .` gives `import mtrl.envs, mtrl.agents`; no top-level envs/agents."""
 
 import os
 import site
@@ -19,14 +19,18 @@ def test_plain_install_into_fresh_venv_imports_subpackages():
         # Dependencies come from this environment (a .pth line), mtrl itself from a wheel built now.
         target = subprocess.run(
             [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         deps = [p for p in site.getsitepackages() if "site-packages" in p]
         (Path(target) / "deps.pth").write_text("\n".join(deps) + "\n")
         env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp / "dist", ROOT],
-            check=True, env=env, cwd=tmp,
+            check=True,
+            env=env,
+            cwd=tmp,
         )
         [wheel] = (tmp / "dist").glob("mtrl-*.whl")
         subprocess.run(
@@ -46,6 +50,7 @@ def test_plain_install_into_fresh_venv_imports_subpackages():
 
 
 def test_import_mtrl_is_light():
-    code = "import sys, mtrl; bad = [m for m in ('jax', 'mtrl.envs', 'mtrl.agents', 'mtrl.app') if m in sys.modules]; print(bad)"
+    heavy = "('jax', 'mtrl.envs', 'mtrl.agents', 'mtrl.app')"
+    code = f"import sys, mtrl; print([m for m in {heavy} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -8,8 +8,15 @@ import pytest
 from mtrl import replay
 from mtrl.types import EnvSpec, Transition
 
-SPEC = EnvSpec(name="t", obs_size=3, action_size=2, task_names=("a", "b", "c"), envs_per_task=2,
-               episode_length=10, goals_per_task=5)
+SPEC = EnvSpec(
+    name="t",
+    obs_size=3,
+    action_size=2,
+    task_names=("a", "b", "c"),
+    envs_per_task=2,
+    episode_length=10,
+    goals_per_task=5,
+)
 
 
 def vector_step(value: float) -> Transition:
@@ -18,8 +25,12 @@ def vector_step(value: float) -> Transition:
     task = jnp.repeat(jnp.arange(3), 2)
     tag = 100.0 * task + value
     return Transition(
-        obs=jnp.broadcast_to(tag[:, None], (n, 3)), action=jnp.zeros((n, 2)), reward=tag,
-        next_obs=jnp.broadcast_to(tag[:, None], (n, 3)), terminated=jnp.zeros(n), task_id=task,
+        obs=jnp.broadcast_to(tag[:, None], (n, 3)),
+        action=jnp.zeros((n, 2)),
+        reward=tag,
+        next_obs=jnp.broadcast_to(tag[:, None], (n, 3)),
+        terminated=jnp.zeros(n),
+        task_id=task,
     )
 
 

@@ -44,7 +44,7 @@ def test_same_step_auto_reset_keeps_final_obs():
     np.testing.assert_allclose(steps.final_obs[length - 1, :, :2], 1.0)
     np.testing.assert_allclose(steps.obs[length - 1, :, :2], 0.0)
     # elsewhere the two agree
-    np.testing.assert_array_equal(steps.final_obs[:length - 1], steps.obs[:length - 1])
+    np.testing.assert_array_equal(steps.final_obs[: length - 1], steps.obs[: length - 1])
 
 
 def test_walking_to_the_goal_succeeds_and_wrong_way_fails():

@@ -5,9 +5,9 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
+from mtrl.agents import moore_sac, mt_sac
 
 from mtrl import checkpoint, evaluation, training
-from mtrl.agents import mt_sac, moore_sac
 from mtrl.app import wiring
 from mtrl.app.config import EnvConfig, TrainConfig
 from mtrl.app.policy import load_policy
@@ -16,29 +16,36 @@ from mtrl.logger import WandbConfig, read_metrics
 
 TOY = EnvConfig(name="toy", envs_per_task=8, toy_num_tasks=4)
 SHORT = training.LoopConfig(
-    steps_per_task=2_000, warmup_steps_per_task=400, steps_per_iteration=25,
-    batch_per_task=64, replay_per_task=20_000, eval_every_steps_per_task=0,
-    eval_envs_per_task=10, eval_goals_per_task=10, log_every_steps_per_task=400,
+    steps_per_task=2_000,
+    warmup_steps_per_task=400,
+    steps_per_iteration=25,
+    batch_per_task=64,
+    replay_per_task=20_000,
+    eval_every_steps_per_task=0,
+    eval_envs_per_task=10,
+    eval_goals_per_task=10,
+    log_every_steps_per_task=400,
 )
 # Learning budget: ~25k env steps per task, one update per vector step of 8 envs per task.
-LEARN = dataclasses.replace(SHORT, steps_per_task=24_000, warmup_steps_per_task=1_000,
-                            log_every_steps_per_task=4_000)
+LEARN = dataclasses.replace(
+    SHORT, steps_per_task=24_000, warmup_steps_per_task=1_000, log_every_steps_per_task=4_000
+)
 # Toy rewards are ~1 per step (Meta-World's reach 10), so the entropy bonus starts 10x lower than the
 # MT10 recipe's alpha of 1.
 SMALL = {"hidden_sizes": (64, 64), "initial_alpha": 0.1}
 
 
 def toy_config(agent, loop=SHORT, **kwargs):
-    return TrainConfig(agent=agent, env=TOY, loop=loop, wandb=WandbConfig(mode="disabled"),
-                       **kwargs)
+    return TrainConfig(agent=agent, env=TOY, loop=loop, wandb=WandbConfig(mode="disabled"), **kwargs)
 
 
 def run_loop(config, keys):
     train_env, eval_env = wiring.make_envs(config)
     logged = []
     hooks = training.Hooks(log=lambda step, metrics: logged.append((step, metrics)))
-    state, final = training.train(train_env, eval_env, wiring.make_agent(config), config.loop, keys,
-                                  hooks=hooks)
+    state, final = training.train(
+        train_env, eval_env, wiring.make_agent(config), config.loop, keys, hooks=hooks
+    )
     return state, final, logged
 
 
@@ -76,12 +83,18 @@ def test_same_seed_same_metrics():
 
 
 def test_run_writes_directory_and_policy_round_trips(tmp_path):
-    config = toy_config(moore_sac.Config(hidden_sizes=(32, 32), num_experts=2),
-                        run_dir=tmp_path / "run")
+    config = toy_config(moore_sac.Config(hidden_sizes=(32, 32), num_experts=2), run_dir=tmp_path / "run")
     result = train_run(config)
     run_dir = result.run_dir
-    for name in ("config.json", "spec.json", "versions.json", "metrics.jsonl", "success_table.md",
-                 "plots/success_curve.png", "plots/task_success.png"):
+    for name in (
+        "config.json",
+        "spec.json",
+        "versions.json",
+        "metrics.jsonl",
+        "success_table.md",
+        "plots/success_curve.png",
+        "plots/task_success.png",
+    ):
         assert (run_dir / name).exists(), name
     records = read_metrics(run_dir)
     assert records[-1]["eval/success"] == pytest.approx(result.mean_success)
@@ -109,7 +122,8 @@ def test_evaluation_counts_every_goal_once():
     state = agent.init(jax.random.key(0), eval_env.spec)
     episodes = evaluation.episodes_per_env(eval_env.spec, 50)
     flags = jax.jit(lambda s, k: evaluation.run_episodes(eval_env, agent, s, k, episodes))(
-        state, jax.random.key(1))
+        state, jax.random.key(1)
+    )
     assert flags.shape == (eval_env.spec.num_envs, 5)
     metrics = evaluation.eval_metrics(eval_env.spec, np.asarray(flags))
     assert set(metrics) == {"eval/success"} | {f"eval/{t}/success" for t in eval_env.spec.task_names}

@@ -140,9 +140,7 @@ def update(
         actor.aux.log_prob, batch.task_id,
     )  # fmt: skip
 
-    target_critic_params = optax.incremental_update(
-        critic.params, state.target_critic_params, config.tau
-    )
+    target_critic_params = optax.incremental_update(critic.params, state.target_critic_params, config.tau)
     new_state = state.replace(
         actor_params=actor.params,
         critic_params=critic.params,

@@ -41,9 +41,7 @@ class SACConfig:
         # A list (from JSON, say) would make the config, a static pytree field, unhashable.
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise ValueError(
-                f"hidden_sizes must be non-empty positive widths, got {self.hidden_sizes}"
-            )
+            raise ValueError(f"hidden_sizes must be non-empty positive widths, got {self.hidden_sizes}")
         if self.num_critics < 1:
             raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
         if self.log_std_min >= self.log_std_max:

@@ -38,9 +38,7 @@ def init_params(
     task_id = jnp.zeros((1,), jnp.int32)
     actor_params = networks.actor.init(actor_key, obs, task_id)
     critic_keys = jax.random.split(critic_key, num_critics)
-    critic_params = jax.vmap(networks.critic.init, in_axes=(0, None, None))(
-        critic_keys, obs_action, task_id
-    )
+    critic_params = jax.vmap(networks.critic.init, in_axes=(0, None, None))(critic_keys, obs_action, task_id)
     return actor_params, critic_params
 
 

@@ -47,9 +47,7 @@ def make_metaworld(
     Raises:
         ValueError: on an unknown benchmark, task, split or goal_sampling, or envs_per_task < 1.
     """
-    check_args(
-        benchmark, task=task, split=split, goal_sampling=goal_sampling, envs_per_task=envs_per_task
-    )
+    check_args(benchmark, task=task, split=split, goal_sampling=goal_sampling, envs_per_task=envs_per_task)
     tasks = load_benchmark(benchmark, task=task, split=split, seed=seed)
     return OfficialEnv(tasks, envs_per_task=envs_per_task, goal_sampling=goal_sampling, seed=seed)
 

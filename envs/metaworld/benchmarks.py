@@ -67,9 +67,7 @@ def check_args(
 ) -> None:
     """Raise `ValueError` naming the bad value and the valid choices, before anything is built."""
     if benchmark not in BENCHMARKS:
-        raise ValueError(
-            f"unknown Meta-World benchmark {benchmark!r}; valid: {', '.join(BENCHMARKS)}"
-        )
+        raise ValueError(f"unknown Meta-World benchmark {benchmark!r}; valid: {', '.join(BENCHMARKS)}")
     if benchmark in SINGLE_TASK_BENCHMARKS:
         if task not in TASK_NAMES:
             raise ValueError(_unknown_task_message(benchmark, task))
@@ -82,9 +80,7 @@ def check_args(
     if split not in splits:
         raise ValueError(f"unknown split {split!r} for {benchmark}; valid: {', '.join(splits)}")
     if goal_sampling not in GOAL_SAMPLING:
-        raise ValueError(
-            f"unknown goal_sampling {goal_sampling!r}; valid: {', '.join(GOAL_SAMPLING)}"
-        )
+        raise ValueError(f"unknown goal_sampling {goal_sampling!r}; valid: {', '.join(GOAL_SAMPLING)}")
     if not isinstance(envs_per_task, int) or envs_per_task < 1:
         raise ValueError(f"envs_per_task must be an int >= 1, got {envs_per_task!r}")
 

@@ -25,10 +25,10 @@ from jaxtyping import Array, Bool, Float, Int
 
 from mtrl.types import EnvSpec, TimeStep
 
+from ..goals import next_goal_indices
 from .benchmarks import (
     ACTION_SIZE,
     EPISODE_LENGTH,
-    GOALS_PER_TASK,
     OBS_SIZE,
     BenchmarkTasks,
     make_spec,
@@ -43,26 +43,6 @@ class OfficialState:
     goal_index: Int[Array, " envs"]  # goal configuration of the current episode
     episodes: Int[Array, " envs"]  # index of the current episode since reset(key), from 0
     key: jax.Array
-
-
-def next_goal_indices(
-    goal_sampling: str,
-    key: jax.Array,
-    episodes: Int[Array, " envs"],
-    envs_per_task: int,
-    goals_per_task: int = GOALS_PER_TASK,
-) -> Int[Array, " envs"]:
-    """Goal index of each env's next episode: uniform draws, or every goal once in turn.
-
-    "sequential": env slot j of a task (j = env index mod E, E = envs_per_task) takes goals j, j+E,
-    j+2E, ... (mod goals_per_task) on its successive episodes, so a task's E envs visit each goal
-    once in goals_per_task / E episodes (when E divides it). "random": uniform over the task's
-    goals, from `key`.
-    """
-    if goal_sampling == "sequential":
-        slot = jnp.arange(episodes.shape[0], dtype=jnp.int32) % envs_per_task
-        return (slot + episodes * envs_per_task) % goals_per_task
-    return jax.random.randint(key, episodes.shape, 0, goals_per_task, dtype=jnp.int32)
 
 
 # One packed float32 array each way per vector step: every extra io_callback operand costs tens of
@@ -152,9 +132,7 @@ class HostEnvs:
 
     def _check_in_sync(self, steps: np.ndarray) -> None:
         """Refuse a stale JAX state: the host envs hold physics for the latest state only."""
-        host_steps = np.fromiter(
-            (env.curr_path_length for env in self.envs), np.int64, len(self.envs)
-        )
+        host_steps = np.fromiter((env.curr_path_length for env in self.envs), np.int64, len(self.envs))
         if not np.array_equal(host_steps, steps):
             bad = int(np.flatnonzero(host_steps != steps)[0])
             raise RuntimeError(
@@ -187,9 +165,7 @@ class OfficialEnv:
         step = TimeStep(obs, jnp.zeros(n, jnp.float32), zeros, zeros, zeros, task_id, obs)
         return state, step
 
-    def step(
-        self, state: OfficialState, action: Float[Array, "envs act"]
-    ) -> tuple[OfficialState, TimeStep]:
+    def step(self, state: OfficialState, action: Float[Array, "envs act"]) -> tuple[OfficialState, TimeStep]:
         n = self.spec.num_envs
         steps = state.steps + 1
         truncated = steps >= self.spec.episode_length

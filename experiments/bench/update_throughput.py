@@ -88,11 +88,11 @@ def measure(num_updates: int, rounds: int) -> dict[str, float]:
     return {name: num_updates / seconds for name, seconds in best.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=4, help="updates per timed jitted call")
     parser.add_argument("--rounds", type=int, default=3, help="timed calls per agent (best kept)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(
         f"devices: {jax.devices()}; obs {MT10.obs_size}, action {MT10.action_size}, "
         f"{MT10.num_tasks} tasks, batch {MT10.num_tasks * BATCH_PER_TASK}, hidden 400x3, "

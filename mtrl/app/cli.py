@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
             evaluate_run(run_dir)
         else:
-            print(f"mtrl: unknown command {command!r}; valid commands: train, evaluate", file=sys.stderr)
+            print(
+                f"mtrl: unknown command {command!r}; valid commands: train, evaluate",
+                file=sys.stderr,
+            )
             return 2
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"mtrl: error: {error}", file=sys.stderr)

@@ -25,18 +25,23 @@ PAPER_LOOP = LoopConfig(
 
 
 def quickstart() -> TrainConfig:
-    """MOORE-SAC on MT10 at a budget that finishes in about 10 minutes on 2 CPU cores."""
+    """MOORE-SAC on MT10 at a budget that finishes in about 10 minutes on 2 CPU cores.
+
+    Small experts (4 of 64×64) and 20k steps per task. The temperature starts at 0.1 instead of the paper's
+    1.0: in a 10k-steps-per-task trial at 1.0 the policy's entropy never left its maximum and every task stayed
+    at 0 % success, while at 0.1 drawer-close, window-close and reach start to succeed within 15k steps.
+    """
     return TrainConfig(
         preset="quickstart",
         env=EnvConfig(name="MT10"),
-        agent=moore_sac.Config(hidden_sizes=(64, 64), num_experts=4),
+        agent=moore_sac.Config(hidden_sizes=(64, 64), num_experts=4, initial_alpha=0.1),
         loop=LoopConfig(
-            steps_per_task=10_000,
+            steps_per_task=20_000,
             warmup_steps_per_task=1_500,
             steps_per_iteration=50,
             batch_per_task=32,
-            replay_per_task=10_000,
-            eval_every_steps_per_task=5_000,
+            replay_per_task=20_000,
+            eval_every_steps_per_task=10_000,
             eval_envs_per_task=10,
             eval_goals_per_task=10,
             log_every_steps_per_task=500,
@@ -66,14 +71,16 @@ def mt50_moore() -> TrainConfig:
 
 def mt10_mtsac() -> TrainConfig:
     """MT-SAC on MT10: one 400×3 network on obs + one-hot, one temperature per task."""
-    return TrainConfig(preset="mt10-mtsac", env=EnvConfig(name="MT10"), agent=mt_sac.Config(),
-                       loop=PAPER_LOOP)
+    return TrainConfig(
+        preset="mt10-mtsac", env=EnvConfig(name="MT10"), agent=mt_sac.Config(), loop=PAPER_LOOP
+    )
 
 
 def mt10_mhsac() -> TrainConfig:
     """MT-MH-SAC on MT10: shared 400×3 trunk, one output head per task."""
-    return TrainConfig(preset="mt10-mhsac", env=EnvConfig(name="MT10"), agent=mh_sac.Config(),
-                       loop=PAPER_LOOP)
+    return TrainConfig(
+        preset="mt10-mhsac", env=EnvConfig(name="MT10"), agent=mh_sac.Config(), loop=PAPER_LOOP
+    )
 
 
 PRESETS: dict[str, Callable[[], TrainConfig]] = {

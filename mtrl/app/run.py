@@ -48,14 +48,11 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     checkpointer = checkpoint.Checkpointer(run_dir)
     spec = train_env.spec
     seeds = [config.seed + i for i in range(config.num_seeds)]
-    keys = jax.random.key(seeds[0]) if len(seeds) == 1 else jax.vmap(jax.random.key)(
-        np.array(seeds)
-    )
+    keys = jax.random.key(seeds[0]) if len(seeds) == 1 else jax.vmap(jax.random.key)(np.array(seeds))
     total = config.loop.steps_per_task * spec.num_tasks
     try:
         with TrainingProgress(total, console) as progress:
-            hooks = training.Hooks(log=logger.log, checkpoint=checkpointer.save,
-                                   progress=progress.update)
+            hooks = training.Hooks(log=logger.log, checkpoint=checkpointer.save, progress=progress.update)
             _, final = training.train(train_env, eval_env, agent, config.loop, keys, hooks=hooks)
     finally:
         logger.close()
@@ -86,8 +83,14 @@ def evaluate_run(run_dir: Path, console: Console | None = None) -> RunResult:
     metrics = evaluation.eval_metrics(eval_env.spec, flags)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     _write_json(run_dir / f"evaluation-{step}-{stamp}.json", {"checkpoint_step": step, **metrics})
-    return finish(run_dir, eval_env.spec.task_names, metrics, console,
-                  title=f"Evaluation of checkpoint {step}", plot=False)
+    return finish(
+        run_dir,
+        eval_env.spec.task_names,
+        metrics,
+        console,
+        title=f"Evaluation of checkpoint {step}",
+        plot=False,
+    )
 
 
 def finish(run_dir, task_names, metrics, console, *, title: str, plot: bool = True) -> RunResult:
@@ -130,7 +133,10 @@ def package_versions() -> dict[str, str]:
             versions[name] = "not installed"
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=Path(__file__).parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):

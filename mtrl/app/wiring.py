@@ -14,9 +14,7 @@ from mtrl.types import Agent, Env, EnvSpec
 MT_BENCHMARKS = ("toy", "MT1", "MT10", "MT25", "MT50")
 
 
-def make_env(
-    env_config: EnvConfig, seed: int, *, envs_per_task: int, goal_sampling: str = "random"
-) -> Env:
+def make_env(env_config: EnvConfig, seed: int, *, envs_per_task: int, goal_sampling: str = "random") -> Env:
     """The configured benchmark with `envs_per_task` envs per task."""
     return envs.make(
         env_config.name,
@@ -34,7 +32,9 @@ def make_envs(config: TrainConfig) -> tuple[Env, Env]:
     check_compatible(config)
     train_env = make_env(config.env, config.seed, envs_per_task=config.env.envs_per_task)
     eval_env = make_env(
-        config.env, config.seed, envs_per_task=config.loop.eval_envs_per_task,
+        config.env,
+        config.seed,
+        envs_per_task=config.loop.eval_envs_per_task,
         goal_sampling="sequential",
     )
     return train_env, eval_env
