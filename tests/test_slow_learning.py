@@ -16,10 +16,10 @@ REACH = TrainConfig(
     env=EnvConfig(name="MT1", task="reach-v3", envs_per_task=10),
     agent=moore_sac.Config(hidden_sizes=(128, 128), num_experts=4, initial_alpha=0.1),
     loop=LoopConfig(
-        steps_per_task=100_000,
+        steps_per_task=200_000,
         warmup_steps_per_task=5_000,
         steps_per_iteration=50,
-        updates_per_step=1,
+        updates_per_step=2,
         batch_per_task=256,
         replay_per_task=100_000,
         eval_every_steps_per_task=25_000,

@@ -31,13 +31,14 @@ def make_envs(config: TrainConfig) -> tuple[Env, Env]:
     """Training env (random goals) and evaluation env (every goal once, in turn)."""
     check_compatible(config)
     train_env = make_env(config.env, config.seed, envs_per_task=config.env.envs_per_task)
-    eval_env = make_env(
-        config.env,
-        config.seed,
-        envs_per_task=config.loop.eval_envs_per_task,
-        goal_sampling="sequential",
+    return train_env, make_eval_env(config)
+
+
+def make_eval_env(config: TrainConfig) -> Env:
+    """The evaluation env: `eval_envs_per_task` envs per task playing every goal in turn."""
+    return make_env(
+        config.env, config.seed, envs_per_task=config.loop.eval_envs_per_task, goal_sampling="sequential"
     )
-    return train_env, eval_env
 
 
 def make_agent(config: TrainConfig) -> Agent:
