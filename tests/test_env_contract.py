@@ -167,11 +167,14 @@ def test_obs_layout(rollout):
                 assert not obs[..., MW_GOAL_COLUMNS].any(), f"{where}.{field}: goal visible"
 
 
-def test_metaworld_obs_size_and_reward_range(rollout):
-    if rollout.case.name == "toy":
-        pytest.skip("toy rewards and obs are not Meta-World's")
+def test_obs_size_and_reward_range_of_the_env_family(rollout):
     spec, steps = rollout.spec, rollout.steps
-    one_hot_size = spec.num_tasks if rollout.case.layout == "one_hot" else 0
-    assert spec.obs_size == MW_OBS_SIZE + one_hot_size
-    low, high = MW_REWARD_RANGE
+    if rollout.case.name == "toy":
+        # position (2) + one-hot; reward 1 - distance (+1 on success), distance at most 2√2 in the unit box
+        assert spec.obs_size == 2 + spec.num_tasks
+        low, high = 1 - 2 * np.sqrt(2) - 0.1, 2.0
+    else:
+        one_hot_size = spec.num_tasks if rollout.case.layout == "one_hot" else 0
+        assert spec.obs_size == MW_OBS_SIZE + one_hot_size
+        low, high = MW_REWARD_RANGE
     assert (steps.reward >= low).all() and (steps.reward <= high).all(), steps.reward
