@@ -1,6 +1,6 @@
 """mtrl: multi-task and meta reinforcement learning on JAX.
 
-`import mtrl` stays light: it pulls in neither the envs, the agents nor the CLI wiring until `train` is called.
+`import mtrl` stays light: it pulls in neither envs, agents nor the CLI wiring until `train` is called.
 """
 
 __version__ = "0.1.0"

@@ -92,24 +92,11 @@ def load_run_config(run_dir: Path) -> TrainConfig:
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:
-    """Instantiate a (possibly nested) config dataclass from plain JSON values; tuples come back as tuples."""
-    kwargs = {}
-    hints = {f.name: f for f in dataclasses.fields(cls)}
-    for name, value in values.items():
-        if name not in hints:
-            raise ValueError(f"{cls.__name__} has no field {name!r}")
-        default = getattr(cls(), name, None) if _constructible(cls) else None
-        if isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(value, dict) and dataclasses.is_dataclass(default):
-            value = _build(type(default), value)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
-def _constructible(cls: type) -> bool:
-    try:
-        cls()
-        return True
-    except TypeError:
-        return False
+    """Instantiate a flat config dataclass from JSON values (lists come back as tuples)."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} has no field {unknown[0]!r}; its fields: {', '.join(sorted(names))}"
+        )
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

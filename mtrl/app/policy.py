@@ -19,6 +19,8 @@ import numpy as np
 
 from mtrl import checkpoint
 from mtrl.agents import get_agent
+from mtrl.app.config import load_run_config
+from mtrl.app.wiring import agent_template
 from mtrl.types import EnvSpec, PyTree
 
 
@@ -48,23 +50,12 @@ class Policy:
 def load_policy(run_dir: str | Path, *, step: int | None = None, seed_index: int = 0) -> Policy:
     """Restore the agent of `run_dir` (newest checkpoint unless `step`); `seed_index` picks one of N seeds."""
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
+    config = load_run_config(run_dir)
     spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
-    module = get_agent(config["agent_name"])
-    agent_config = module.Config(**_tuples(config["agent"]))
-    num_seeds = config.get("num_seeds", 1)
-    if num_seeds > 1:
-        keys = jax.random.split(jax.random.key(0), num_seeds)
-        template = jax.vmap(lambda k: module.init(k, spec, agent_config))(keys)
-    else:
-        template = module.init(jax.random.key(0), spec, agent_config)
-    state = checkpoint.restore(run_dir, template, step)
-    if num_seeds > 1:
+    module = get_agent(config.agent_name)
+    state = checkpoint.restore(run_dir, agent_template(config, spec), step)
+    if config.num_seeds > 1:
         state = jax.tree.map(lambda x: x[seed_index], state)
     key = jax.random.key(0)
     act = jax.jit(lambda s, o, t: module.act(s, o, t, key, True))
     return Policy(spec=spec, state=state, act=act)
-
-
-def _tuples(values: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}

@@ -28,8 +28,8 @@ def quickstart() -> TrainConfig:
     """MOORE-SAC on MT10 at a budget that finishes in about 10 minutes on 2 CPU cores.
 
     Small experts (4 of 64×64) and 20k steps per task. The temperature starts at 0.1 instead of the paper's
-    1.0: in a 10k-steps-per-task trial at 1.0 the policy's entropy never left its maximum and every task stayed
-    at 0 % success, while at 0.1 drawer-close, window-close and reach start to succeed within 15k steps.
+    1.0: in a 10k-steps-per-task trial at 1.0 the policy's entropy never left its maximum and every task
+    stayed at 0 % success, while at 0.1 drawer-close, window-close and reach began to succeed by 15k steps.
     """
     return TrainConfig(
         preset="quickstart",
