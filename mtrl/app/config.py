@@ -44,7 +44,7 @@ class TrainConfig(Generic[AgentConfig]):
     num_seeds: int = 1
     """Seeds trained together by vmap (pure-JAX envs only)."""
     preset: str = "custom"
-    """Name of the preset this config started from (recorded, not interpreted)."""
+    """Preset to start from: quickstart, mt10-moore, mt50-moore, mt10-mtsac or mt10-mhsac."""
     run_dir: Path | None = None
     """Run directory; default runs/<preset>-<agent>-s<seed>-<time>. An existing one is never overwritten."""
 
