@@ -41,7 +41,7 @@ def plot_run(run_dir: Path, records: list[dict[str, Any]], task_names: tuple[str
     ax.set(
         ylabel="success",
         ylim=(0, 1.02),
-        title=f"Per-task success at {last['env/steps_per_task']:,} steps per task",
+        title=f"Per-task success at {int(last['env/steps_per_task']):,} steps per task",
     )
     bars = out / "task_success.png"
     fig.tight_layout()
