@@ -49,7 +49,7 @@ class EpisodeStats:
 
 @struct.dataclass
 class TrainState:
-    """Everything the loop carries: agent, env and replay state, the last time step, key and counters."""
+    """Everything the loop carries: agent, env and replay state, the last time step, stats and key."""
 
     agent: PyTree
     env: PyTree
@@ -57,7 +57,6 @@ class TrainState:
     replay: replay_lib.ReplayState
     stats: EpisodeStats
     key: jax.Array
-    vector_steps: jax.Array
 
 
 def init_train_state(env: Env, agent: Agent, key: jax.Array, replay_capacity: int) -> TrainState:
@@ -71,7 +70,6 @@ def init_train_state(env: Env, agent: Agent, key: jax.Array, replay_capacity: in
         replay=replay_lib.init_replay(env.spec, replay_capacity),
         stats=EpisodeStats.zeros(env.spec.num_envs),
         key=key,
-        vector_steps=jnp.zeros((), jnp.int32),
     )
 
 
@@ -101,7 +99,6 @@ def collect_step(
         replay=replay_lib.add(state.replay, transition),
         stats=state.stats.record(step),
         key=key,
-        vector_steps=state.vector_steps + 1,
     ), None
 
 
