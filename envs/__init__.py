@@ -11,7 +11,7 @@ from .toy import PointMass, PointMassConfig
 TOY_ENVS = ("toy",)
 METAWORLD_BENCHMARKS = ("MT1", "MT10", "MT25", "MT50", "ML1", "ML10", "ML25", "ML45")
 ENV_NAMES = TOY_ENVS + METAWORLD_BENCHMARKS
-BACKENDS = {"toy": ("jax",), **{b: ("official",) for b in METAWORLD_BENCHMARKS}}
+BACKENDS = {"toy": ("jax",), **{b: ("official", "native") for b in METAWORLD_BENCHMARKS}}
 GOAL_SAMPLING = ("random", "sequential")
 
 
@@ -32,7 +32,9 @@ def make(
         name: "toy" or a Meta-World benchmark (MT1, MT10, MT25, MT50, ML1, ML10, ML25, ML45).
         task: the Meta-World task for MT1/ML1, e.g. "reach-v3".
         split: "train" or "test" for ML benchmarks (held-out tasks are the test split).
-        backend: "official" (metaworld's own envs via io_callback) for Meta-World; "jax" for toy envs.
+        backend: for Meta-World "official" (metaworld's own envs via io_callback, the default) or "native"
+            (batched host physics, observations and rewards in JAX; parity-tested against official);
+            "jax" for toy envs.
         seed: fixes the goal configurations; reset keys then drive every random choice.
         envs_per_task: parallel envs per task; envs are task-major (env i runs task i // envs_per_task).
         goal_sampling: "random" (a uniform goal at every reset, the MT training protocol) or "sequential"
@@ -64,6 +66,7 @@ def make(
         seed=seed,
         envs_per_task=envs_per_task,
         goal_sampling=goal_sampling,
+        backend=backend,
     )
 
 

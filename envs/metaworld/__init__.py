@@ -1,9 +1,10 @@
 """Meta-World benchmarks (MT1/10/25/50, ML1/10/25/45) as batched functional envs.
 
 `make_metaworld` checks its arguments, resolves the benchmark split to tasks and goal
-configurations (`benchmarks.py`, shared by every backend) and builds the `official` backend
-(`official.py`): metaworld's own envs, stepped on the host by one ordered `io_callback` per vector
-step.
+configurations (`benchmarks.py`, shared by every backend) and builds one of two backends:
+`official` (`official.py`: metaworld's own envs, stepped on the host by one ordered `io_callback`
+per vector step) or `native` (`native/`: the same models and resets, but the host call does physics
+only and observations, rewards and success are computed in JAX for the whole batch).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from .benchmarks import (
 )
 from .official import OfficialEnv, OfficialState, next_goal_indices
 
+METAWORLD_BACKENDS = ("official", "native")
+
 
 def make_metaworld(
     benchmark: str,
@@ -29,8 +32,10 @@ def make_metaworld(
     seed: int = 0,
     envs_per_task: int = 1,
     goal_sampling: str = "random",
-) -> OfficialEnv:
-    """Build a batched Meta-World benchmark on metaworld's own envs.
+    backend: str = "official",
+    threads: int | None = None,
+):
+    """Build a batched Meta-World benchmark on `backend` ("official" or "native").
 
     Args:
         benchmark: one of `BENCHMARKS`.
@@ -43,11 +48,25 @@ def make_metaworld(
         goal_sampling: "random" (uniform goal at every reset, the MT training protocol) or
             "sequential" (env j of a task takes goals j, j+E, j+2E, ... mod 50 on its successive
             episodes, E = envs_per_task).
+        backend: "official" (the reference) or "native" (the fast path, parity-tested against it).
+        threads: physics worker threads of the native backend (default: one per core, at most 8).
 
     Raises:
-        ValueError: on an unknown benchmark, task, split or goal_sampling, or envs_per_task < 1.
+        ValueError: on an unknown benchmark, task, split, goal_sampling or backend, envs_per_task < 1,
+            or (native) a task without a native port.
     """
     check_args(benchmark, task=task, split=split, goal_sampling=goal_sampling, envs_per_task=envs_per_task)
+    if backend not in METAWORLD_BACKENDS:
+        raise ValueError(f"unknown Meta-World backend {backend!r}; valid: {', '.join(METAWORLD_BACKENDS)}")
+    if backend == "native":
+        from .native import NativeEnv, get_port
+
+        for name in task_names(benchmark, task=task, split=split):
+            get_port(name)  # fails fast, before the benchmark is built
+        tasks = load_benchmark(benchmark, task=task, split=split, seed=seed)
+        return NativeEnv(
+            tasks, envs_per_task=envs_per_task, goal_sampling=goal_sampling, seed=seed, threads=threads
+        )
     tasks = load_benchmark(benchmark, task=task, split=split, seed=seed)
     return OfficialEnv(tasks, envs_per_task=envs_per_task, goal_sampling=goal_sampling, seed=seed)
 
@@ -55,6 +74,7 @@ def make_metaworld(
 __all__ = [
     "BENCHMARKS",
     "GOAL_SAMPLING",
+    "METAWORLD_BACKENDS",
     "SPLITS",
     "TASK_NAMES",
     "BenchmarkTasks",

@@ -1,0 +1,176 @@
+# ruff: noqa: F722  (jaxtyping shape strings are not forward references)
+"""The `native` Meta-World backend: host physics in one call per vector step, the rest in JAX.
+
+Per vector step the host (`host.NativeHost`) moves the mocap, steps MuJoCo and returns raw arrays;
+this module turns them into metaworld's 39-dim observation (current frame, previous frame, goal,
+clipped to the observation space), reward (v2) and success, for each task's envs with that task's
+`TaskPort`, all inside the jitted rollout. The JAX state carries what metaworld keeps on the env
+object between steps: the previous frame and the episode's constants (target, initial positions).
+
+Like `official`, the physics lives on the host: only the latest state may be stepped, the env cannot
+be vmapped, and its physics is not part of a checkpoint.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.experimental import io_callback
+from jaxtyping import Array, Float, Int
+
+from mtrl.types import EnvSpec, TimeStep
+
+from ...goals import next_goal_indices
+from ..benchmarks import ACTION_SIZE, OBS_SIZE, BenchmarkTasks, make_spec
+from .host import NativeHost
+from .layout import TaskLayout
+from .port import Frame, TaskPort
+from .rewards import norm
+from .tasks import get_port
+
+FRAME_SIZE = 18  # hand 3, gripper 1, objects 14: one frame of the observation
+OBJECTS_SIZE = 14
+
+
+@struct.dataclass
+class NativeState:
+    """Host bookkeeping (as `OfficialState`) plus what metaworld keeps on each env between steps."""
+
+    steps: Int[Array, " envs"]
+    goal_index: Int[Array, " envs"]
+    episodes: Int[Array, " envs"]
+    key: jax.Array
+    prev_frame: Float[Array, "envs 18"]  # the previous step's unclipped current frame (`_prev_obs`)
+    consts: Float[Array, "envs consts"]  # this episode's constants, laid out per task
+
+
+def current_frame(port: TaskPort, frame: Frame) -> Float[Array, "envs 18"]:
+    """`_get_curr_obs_combined_no_goal`: hand, gripper opening, objects' (pos, quat) padded to 14."""
+    gripper = jnp.clip(norm(frame.right_claw - frame.left_claw) / 0.1, 0.0, 1.0)
+    pos, quat = port.objects(frame)
+    pieces = []
+    for k in range(min(pos.shape[1] // 3, quat.shape[1] // 4)):  # zip() in metaworld
+        pieces += [pos[:, 3 * k : 3 * k + 3], quat[:, 4 * k : 4 * k + 4]]
+    objects = jnp.concatenate(pieces, axis=1) if pieces else jnp.zeros((pos.shape[0], 0))
+    padding = jnp.zeros((objects.shape[0], OBJECTS_SIZE - objects.shape[1]))
+    return jnp.concatenate([frame.hand, gripper[:, None], objects, padding], axis=1)
+
+
+def _unpack(block: Array, columns: dict[str, tuple[int, int]]) -> Frame:
+    return Frame({name: block[:, start:stop] for name, (start, stop) in columns.items()})
+
+
+class NativeEnv:
+    """Batched Meta-World with host physics and JAX observations/rewards; traceable by jit and scan."""
+
+    def __init__(
+        self,
+        tasks: BenchmarkTasks,
+        *,
+        envs_per_task: int,
+        goal_sampling: str,
+        seed: int,
+        threads: int | None = None,
+    ):
+        self.ports = tuple(get_port(name) for name in tasks.task_names)
+        self.spec: EnvSpec = make_spec(tasks, envs_per_task)
+        self.goal_sampling = goal_sampling
+        self.host = NativeHost(tasks, self.ports, envs_per_task, seed, threads)
+        self.layout = self.host.layout
+        self.goal_visible = tasks.one_hot  # MT: goal in obs and one-hot appended; ML: goal zeroed
+        num_tasks = self.spec.num_tasks
+        self.task_id = np.repeat(np.arange(num_tasks, dtype=np.int32), envs_per_task)
+        self.one_hot = np.eye(num_tasks, dtype=np.float32)[self.task_id] if tasks.one_hot else None
+
+    def reset(self, key: jax.Array) -> tuple[NativeState, TimeStep]:
+        n = self.spec.num_envs
+        key, goal_key = jax.random.split(key)
+        episodes = jnp.zeros(n, jnp.int32)
+        goal_index = self._next_goals(goal_key, episodes)
+        reply = io_callback(self.host.reset, self._reply_shape(), goal_index, ordered=True)
+        obs, consts = self._reset_part(reply)
+        state = NativeState(jnp.zeros(n, jnp.int32), goal_index, episodes, key, obs[:, :FRAME_SIZE], consts)
+        zeros = jnp.zeros(n, bool)
+        obs = self._observe(obs)
+        step = TimeStep(obs, jnp.zeros(n, jnp.float32), zeros, zeros, zeros, jnp.asarray(self.task_id), obs)
+        return state, step
+
+    def step(self, state: NativeState, action: Float[Array, "envs act"]) -> tuple[NativeState, TimeStep]:
+        n = self.spec.num_envs
+        action = action.astype(jnp.float32)
+        steps = state.steps + 1
+        truncated = steps >= self.spec.episode_length
+        key, goal_key = jax.random.split(state.key)
+        episodes = state.episodes + truncated
+        goal_index = jnp.where(truncated, self._next_goals(goal_key, episodes), state.goal_index)
+        columns = [state.steps[:, None], truncated[:, None], goal_index[:, None]]
+        request = jnp.concatenate([action, *columns], axis=1, dtype=jnp.float32)
+        reply = io_callback(self.host.step, self._reply_shape(), request, ordered=True)
+        frame, final_obs, reward, success = self._evaluate(state, reply, action)
+        reset_obs, reset_consts = self._reset_part(reply)
+        done = truncated[:, None]
+        obs = jnp.where(done, reset_obs, final_obs)
+        state = NativeState(
+            steps=jnp.where(truncated, 0, steps),
+            goal_index=goal_index,
+            episodes=episodes,
+            key=key,
+            prev_frame=jnp.where(done, reset_obs[:, :FRAME_SIZE], frame),
+            consts=jnp.where(done, reset_consts, state.consts),
+        )
+        terminated = jnp.zeros(n, bool)
+        step = TimeStep(
+            self._observe(obs), reward, terminated, truncated, success,
+            jnp.asarray(self.task_id), self._observe(final_obs),
+        )  # fmt: skip
+        return state, step
+
+    def close(self) -> None:
+        """Release the host envs and threads; the env cannot be stepped afterwards."""
+        self.host.close()
+
+    def _evaluate(self, state: NativeState, reply: Array, action: Array):
+        """Observation, reward and success of every env, task by task (tasks own contiguous rows)."""
+        frames, observations, rewards, successes = [], [], [], []
+        per_task = self.spec.envs_per_task
+        for task, (port, layout) in enumerate(zip(self.ports, self.layout.tasks, strict=True)):
+            rows = slice(task * per_task, (task + 1) * per_task)
+            frame, consts = self._task_inputs(reply[rows], state.consts[rows], layout)
+            current = current_frame(port, frame)
+            goal = consts.target_pos if self.goal_visible else jnp.zeros_like(consts.target_pos)
+            obs = jnp.concatenate([current, state.prev_frame[rows], goal], axis=1)
+            obs = jnp.clip(obs, self.host.obs_low[rows], self.host.obs_high[rows])
+            reward, success = port.reward(frame, consts, obs, action[rows])
+            frames.append(current)
+            observations.append(obs)
+            rewards.append(jnp.broadcast_to(reward, (per_task,)).astype(jnp.float32))
+            successes.append(jnp.broadcast_to(success, (per_task,)).astype(bool))
+        return tuple(jnp.concatenate(parts) for parts in (frames, observations, rewards, successes))
+
+    def _task_inputs(self, reply: Array, consts: Array, layout: TaskLayout) -> tuple[Frame, Frame]:
+        frame = _unpack(reply, layout.reads)
+        frame["tcp"] = (frame.right_finger + frame.left_finger) / 2  # SawyerXYZEnv.tcp_center
+        return frame, _unpack(consts, layout.constants)
+
+    def _reset_part(self, reply: Array) -> tuple[Array, Array]:
+        start = self.layout.obs_start
+        return reply[:, start : start + OBS_SIZE], reply[:, self.layout.consts_start :]
+
+    def _reply_shape(self) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct((self.spec.num_envs, self.layout.width), jnp.float32)
+
+    def _next_goals(self, key: jax.Array, episodes: jax.Array) -> jax.Array:
+        return next_goal_indices(
+            self.goal_sampling, key, episodes, self.spec.envs_per_task, self.spec.goals_per_task
+        )
+
+    def _observe(self, obs: Float[Array, "envs 39"]) -> Float[Array, "envs obs"]:
+        """Append the one-hot task id last, as metaworld's OneHotWrapper does (MT only)."""
+        if self.one_hot is None:
+            return obs
+        return jnp.concatenate([obs, self.one_hot], axis=-1)
+
+
+assert ACTION_SIZE == 4

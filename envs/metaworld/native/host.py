@@ -1,0 +1,172 @@
+"""The native backend's host side: physics only, for every env of the batch, in one call.
+
+It owns metaworld env objects, so models, initial states and resets are metaworld's own. A vector
+step does what `SawyerXYZEnv.step` does to the simulation, with metaworld's own dtypes so that the
+physics is bit-identical: move the mocap by the clipped action (float32 * action_scale, clipped to
+the mocap box), set the gripper controls, `mj_step` frame_skip times, then
+`mj_forward` as metaworld does (it is not optional: it leaves the constraint solver's warm start
+that the next step begins from), but not `mj_rnePostConstraint`, whose outputs nothing reads and
+which feeds nothing back. Envs are split over worker threads; MuJoCo releases the GIL while it steps.
+
+Resets (1 in 500 steps) call metaworld's own `set_task` + `reset`; the reply then carries the reset
+observation and the new episode's constants (target, initial positions, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import mujoco
+import numpy as np
+
+from ..benchmarks import ACTION_SIZE, EPISODE_LENGTH, OBS_SIZE, BenchmarkTasks
+from .layout import ReplyLayout, TaskLayout
+from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
+
+REQUEST_SIZE = ACTION_SIZE + 3  # action, steps so far, done, goal index for the next episode
+
+
+def default_threads() -> int:
+    """Worker threads for the physics: one per core, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class _Gather:
+    """Copies one env's declared reads out of MjData into its reply row (one fancy index per field)."""
+
+    def __init__(self, model, reads: dict, layout: TaskLayout):
+        by_field: dict[str, tuple[list, list]] = {}
+        for name, read in reads.items():
+            field = READ_KINDS[read.kind][0]
+            source, dest = by_field.setdefault(field, ([], []))
+            source.append(read.indices(model))
+            start, stop = layout.reads[name]
+            dest.append(np.arange(start, stop))
+        self.fields = [(field, np.concatenate(s), np.concatenate(d)) for field, (s, d) in by_field.items()]
+
+    def __call__(self, data, row: np.ndarray) -> None:
+        for field, source, dest in self.fields:
+            row[dest] = getattr(data, field).ravel()[source]
+
+
+class NativeHost:
+    """Metaworld envs of one batched env, task-major, stepped physics-only; called via io_callback."""
+
+    def __init__(
+        self,
+        tasks: BenchmarkTasks,
+        ports: tuple[TaskPort, ...],
+        envs_per_task: int,
+        seed: int,
+        threads: int | None = None,
+    ):
+        self.layout = ReplyLayout(tuple(TaskLayout.of(port) for port in ports))
+        self.envs, self.goals, self.gathers, self.constants = [], [], [], []
+        for task, (env_cls, goals, port) in enumerate(
+            zip(tasks.env_classes, tasks.goals, ports, strict=True)
+        ):
+            reads = {**COMMON_READS, **port.reads}
+            for _ in range(envs_per_task):
+                env = env_cls(reward_function_version="v2")
+                env.seed(seed)  # as the official backend does
+                _check_supported(env)
+                env.set_task(goals[0])  # fixes observability, hence the observation bounds
+                self.envs.append(env)
+                self.goals.append(goals)
+                self.gathers.append(_Gather(env.model, reads, self.layout.tasks[task]))
+                self.constants.append(({**COMMON_CONSTANTS, **port.constants}, self.layout.tasks[task]))
+        n = len(self.envs)
+        space = [env.sawyer_observation_space for env in self.envs]
+        self.obs_low = np.stack([s.low for s in space]).astype(np.float32)
+        self.obs_high = np.stack([s.high for s in space]).astype(np.float32)
+        self.action_scale = np.array([env.action_scale for env in self.envs], np.float32)[:, None]
+        self.mocap_low = np.stack([env.mocap_low for env in self.envs])
+        self.mocap_high = np.stack([env.mocap_high for env in self.envs])
+        self.mocap = np.zeros((n, 3))
+        self.steps = np.zeros(n, np.int64)
+        self.threads = min(threads or default_threads(), n)
+        self._chunks = [np.arange(i, n, self.threads) for i in range(self.threads)]
+        self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
+
+    def reset(self, goal_index: np.ndarray) -> np.ndarray:
+        """Reset every env to its goal configuration; the reply holds reset obs and constants."""
+        reply = np.zeros((len(self.envs), self.layout.width), np.float32)
+        for i, goal in enumerate(np.asarray(goal_index)):
+            self._reset_one(i, int(goal), reply[i])
+        return reply
+
+    def step(self, request: np.ndarray) -> np.ndarray:
+        """One physics step of every env, then metaworld's reset where `done` (same-step auto-reset)."""
+        request = np.asarray(request)
+        action = request[:, :ACTION_SIZE]
+        steps, done, goal_index = request[:, ACTION_SIZE:].T.astype(np.int64)
+        self._check_in_sync(steps)
+        # SawyerXYZEnv.set_xyz_action, for all envs at once and with metaworld's dtypes.
+        delta = np.clip(action[:, :3], -1, 1) * self.action_scale
+        self.mocap = np.clip(self.mocap + delta, self.mocap_low, self.mocap_high)
+        ctrl = np.stack([action[:, -1], -action[:, -1]], axis=1).astype(np.float64)
+        reply = np.zeros((len(self.envs), self.layout.width), np.float32)
+        if self._pool is None:
+            self._physics(self._chunks[0], ctrl, reply)
+        else:
+            futures = [self._pool.submit(self._physics, c, ctrl, reply) for c in self._chunks[1:]]
+            self._physics(self._chunks[0], ctrl, reply)
+            for future in futures:
+                future.result()
+        self.steps += 1
+        for i in np.flatnonzero(done):
+            self._reset_one(i, int(goal_index[i]), reply[i])
+        return reply
+
+    def _physics(self, envs: np.ndarray, ctrl: np.ndarray, reply: np.ndarray) -> None:
+        for i in envs:
+            env = self.envs[i]
+            model, data = env.model, env.data
+            data.mocap_pos[0] = self.mocap[i]
+            data.ctrl[:] = ctrl[i]
+            mujoco.mj_step(model, data, nstep=env.frame_skip)
+            mujoco.mj_forward(model, data)
+            self.gathers[i](data, reply[i])
+
+    def _reset_one(self, i: int, goal: int, row: np.ndarray) -> None:
+        env = self.envs[i]
+        env.set_task(self.goals[i][goal])
+        obs, _ = env.reset()
+        self.mocap[i] = env.data.mocap_pos[0]
+        self.steps[i] = 0
+        row[self.layout.obs_start : self.layout.obs_start + OBS_SIZE] = obs
+        constants, layout = self.constants[i]
+        base = self.layout.consts_start
+        for name, constant in constants.items():
+            start, stop = layout.constants[name]
+            row[base + start : base + stop] = np.asarray(constant.get(env), np.float64).ravel()
+
+    def _check_in_sync(self, steps: np.ndarray) -> None:
+        """Refuse a stale JAX state: the host holds physics for the latest state only."""
+        if not np.array_equal(self.steps, steps):
+            bad = int(np.flatnonzero(self.steps != steps)[0])
+            raise RuntimeError(
+                f"native Meta-World env out of sync: env {bad} is at step {self.steps[bad]} "
+                f"but the state says {steps[bad]}; only the latest state can be stepped"
+            )
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+        for env in self.envs:
+            env.close()
+
+
+def _check_supported(env) -> None:
+    """The vectorised action code assumes what every Meta-World v3 env has; say so if one does not."""
+    name = type(env).__name__
+    if env.max_path_length != EPISODE_LENGTH:
+        raise RuntimeError(f"{name} truncates at {env.max_path_length}, not {EPISODE_LENGTH}")
+    if env.model.nmocap != 1 or env.model.nu != 2:
+        raise RuntimeError(f"{name} has {env.model.nmocap} mocap bodies and {env.model.nu} actuators")
+    for pad in ("init_left_pad", "init_right_pad"):  # see port.COMMON_CONSTANTS
+        if not np.shares_memory(getattr(env, pad), env.data.xpos):
+            raise RuntimeError(
+                f"{name}.{pad} is no longer a view of data.xpos; the native ports assume it is"
+            )

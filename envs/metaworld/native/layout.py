@@ -1,0 +1,73 @@
+"""Where each value sits in the one float32 array the native host returns per vector step.
+
+Row i belongs to env i. Columns: the task's reads (common first, in declaration order) from 0, the
+reset observation (39) at `obs_start`, and the task's constants at `consts_start`. Tasks have different
+read and constant widths, so each region is as wide as the widest task; unused columns are zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..benchmarks import OBS_SIZE
+from .port import COMMON_CONSTANTS, COMMON_READS, TaskPort
+
+
+def _offsets(widths: dict[str, int]) -> dict[str, tuple[int, int]]:
+    offsets, start = {}, 0
+    for name, width in widths.items():
+        offsets[name] = (start, start + width)
+        start += width
+    return offsets
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskLayout:
+    """Column ranges of one task's reads and constants (relative to their regions)."""
+
+    reads: dict[str, tuple[int, int]]
+    constants: dict[str, tuple[int, int]]
+
+    @classmethod
+    def of(cls, port: TaskPort) -> TaskLayout:
+        reads = {**COMMON_READS, **port.reads}
+        constants = {**COMMON_CONSTANTS, **port.constants}
+        return cls(
+            _offsets({name: read.width for name, read in reads.items()}),
+            _offsets({name: const.size for name, const in constants.items()}),
+        )
+
+    @property
+    def reads_width(self) -> int:
+        return max(stop for _, stop in self.reads.values())
+
+    @property
+    def consts_width(self) -> int:
+        return max(stop for _, stop in self.constants.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplyLayout:
+    """The whole reply: per-task layouts and the three regions' starts."""
+
+    tasks: tuple[TaskLayout, ...]
+
+    @property
+    def reads_width(self) -> int:
+        return max(task.reads_width for task in self.tasks)
+
+    @property
+    def obs_start(self) -> int:
+        return self.reads_width
+
+    @property
+    def consts_start(self) -> int:
+        return self.obs_start + OBS_SIZE
+
+    @property
+    def consts_width(self) -> int:
+        return max(task.consts_width for task in self.tasks)
+
+    @property
+    def width(self) -> int:
+        return self.consts_start + self.consts_width
