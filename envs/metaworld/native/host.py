@@ -3,7 +3,7 @@
 It owns metaworld env objects, so models, initial states and resets are metaworld's own. A vector
 step does what `SawyerXYZEnv.step` does to the simulation, with metaworld's own dtypes so that the
 physics is bit-identical: move the mocap by the clipped action (float32 * action_scale, clipped to
-the mocap box), set the gripper controls, `mj_step` frame_skip times, then
+the mocap box) and reset its orientation, set the gripper controls, `mj_step` frame_skip times, then
 `mj_forward` as metaworld does (it is not optional: it leaves the constraint solver's warm start
 that the next step begins from), but not `mj_rnePostConstraint`, whose outputs nothing reads and
 which feeds nothing back. Envs are split over worker threads; MuJoCo releases the GIL while it steps.
@@ -25,6 +25,7 @@ from .layout import ReplyLayout, TaskLayout
 from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
 
 REQUEST_SIZE = ACTION_SIZE + 3  # action, steps so far, done, goal index for the next episode
+MOCAP_QUAT = np.array([1.0, 0.0, 1.0, 0.0])  # the gripper orientation set_xyz_action imposes every step
 
 
 def default_threads() -> int:
@@ -124,9 +125,11 @@ class NativeHost:
             env = self.envs[i]
             model, data = env.model, env.data
             data.mocap_pos[0] = self.mocap[i]
+            data.mocap_quat[0] = MOCAP_QUAT  # constant, but MuJoCo's reset of unstable data clears it
             data.ctrl[:] = ctrl[i]
             mujoco.mj_step(model, data, nstep=env.frame_skip)
             mujoco.mj_forward(model, data)
+            self.mocap[i] = data.mocap_pos[0]  # as metaworld re-reads it (MuJoCo resets unstable data)
             self.gathers[i](data, reply[i])
 
     def _reset_one(self, i: int, goal: int, row: np.ndarray) -> None:

@@ -65,11 +65,6 @@ def tolerance(x, bounds=(0.0, 0.0), margin=0.0, sigmoid="gaussian", value_at_mar
     return jnp.where(in_bounds, 1.0, outside)
 
 
-def inverse_tolerance(x, bounds=(0.0, 0.0), margin=0.0, sigmoid="reciprocal"):
-    """0 inside `bounds`, rising toward 1 outside (metaworld passes value_at_margin=0)."""
-    return 1 - tolerance(x, bounds=bounds, margin=margin, sigmoid=sigmoid, value_at_margin=0)
-
-
 def hamacher_product(a, b):
     """The Hamacher t-norm a*b / (a + b - a*b), 0 where the denominator is 0."""
     denominator = a + b - a * b
