@@ -96,3 +96,30 @@ def test_train_then_evaluate_from_the_command_line(tmp_path, capsys):
 def test_evaluate_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "not an mtrl run directory" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_on_the_native_metaworld_backend(tmp_path, capsys):
+    """`--env.backend native` reaches training, evaluation and `mtrl evaluate` (which rebuilds it)."""
+    run_dir = tmp_path / "native"
+    flags = dict(zip(TOY_FLAGS[::2], TOY_FLAGS[1::2], strict=True))
+    flags.update(
+        {
+            "--env.name": "MT1",
+            "--env.envs-per-task": "2",
+            "--loop.steps-per-task": "100",
+            "--loop.warmup-steps-per-task": "50",
+            "--loop.steps-per-iteration": "10",
+            "--loop.eval-envs-per-task": "2",
+            "--loop.eval-goals-per-task": "2",
+            "--loop.log-every-steps-per-task": "50",
+        }
+    )
+    args = [item for pair in flags.items() for item in pair]
+    native = ["--env.task", "reach-v3", "--env.backend", "native", "--agent", "mt_sac"]
+    assert main(["train", *native, *args, "--run-dir", str(run_dir)]) == 0
+    assert "Final evaluation" in capsys.readouterr().out
+    assert json.loads((run_dir / "config.json").read_text())["env"]["backend"] == "native"
+    assert main(["evaluate", str(run_dir)]) == 0
+    [report] = run_dir.glob("evaluation-*.json")
+    final = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert json.loads(report.read_text())["eval/success"] == final["eval/success"]

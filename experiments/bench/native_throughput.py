@@ -1,0 +1,236 @@
+"""Env throughput of the `native` Meta-World backend against metaworld's own vector env and raw physics.
+
+Why: the native backend exists to be fast; this is the evidence. For each configuration (MT10 with 1, 4
+and 16 envs per task, MT50 with 1) it measures, in one process and in alternating rounds:
+
+- metaworld: `gym.make_vec("Meta-World/MT10"|"Meta-World/MT50", vector_strategy="sync")`, E copies of it
+  for E envs per task (metaworld's vector env has one env per task), random actions, same-step reset;
+- native: our backend in a jitted `lax.scan` with random actions drawn in JAX;
+- physics ceiling: the same MjModel/MjData objects stepped by the same worker threads with nothing but
+  `mj_step(nstep=frame_skip)` + `mj_forward`, i.e. what the native host call must do anyway; and, where
+  several envs share a model, `mujoco.rollout` (open-loop, no mj_forward, one call per task).
+
+Printed: env-steps/s of each, native/metaworld (target >= 8 on MT10) and native/ceiling (target >= 0.7).
+With `--profile` it also splits the native vector step into host physics, host packing + reset and
+the JAX side (io_callback transfer, observations, rewards).
+
+Run: `python experiments/bench/native_throughput.py` (about 5 minutes on 2 cores), or pick configs with
+`--configs MT10x1 MT50x1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import time
+import warnings
+
+import gymnasium as gym
+import jax
+import metaworld  # noqa: F401  (registers the Meta-World gymnasium ids)
+import mujoco
+import numpy as np
+from mtrl.envs.metaworld import make_metaworld
+from mujoco import rollout as mj_rollout
+
+CONFIGS = ("MT10x1", "MT10x4", "MT10x16", "MT50x1")
+
+
+def parse_config(config: str) -> tuple[str, int]:
+    name, per_task = config.split("x")
+    return name, int(per_task)
+
+
+def metaworld_runner(name: str, per_task: int, seed: int):
+    """E copies of metaworld's sync vector env (one env per task each), stepped in turn."""
+    copies = [
+        gym.make_vec(f"Meta-World/{name}", vector_strategy="sync", seed=seed + i, use_one_hot=True)
+        for i in range(per_task)
+    ]
+    for envs in copies:
+        envs.reset(seed=seed)
+        envs.action_space.seed(seed)
+
+    def run(vector_steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(vector_steps):
+            for envs in copies:
+                envs.step(envs.action_space.sample())
+        return time.perf_counter() - start
+
+    return run, sum(envs.num_envs for envs in copies)
+
+
+def random_rollout(env, state, key, num_steps: int):
+    shape = (env.spec.num_envs, env.spec.action_size)
+
+    def body(carry, _):
+        state, key = carry
+        key, action_key = jax.random.split(key)
+        action = jax.random.uniform(action_key, shape, minval=-1.0, maxval=1.0)
+        state, step = env.step(state, action)
+        return (state, key), step.reward.sum()
+
+    (state, key), rewards = jax.lax.scan(body, (state, key), None, length=num_steps)
+    return state, key, rewards
+
+
+def native_runner(env, seed: int, vector_steps: int):
+    """Our backend: `vector_steps` random steps per call in one compiled lax.scan."""
+    state, _ = env.reset(jax.random.key(seed))
+    key = jax.random.key(seed + 1)
+    compiled = (
+        jax.jit(functools.partial(random_rollout, env, num_steps=vector_steps)).lower(state, key).compile()
+    )
+
+    def run(_: int) -> float:
+        nonlocal state, key
+        start = time.perf_counter()
+        state, key, _ = jax.block_until_ready(compiled(state, key))
+        return time.perf_counter() - start
+
+    return run
+
+
+def physics_runner(host):
+    """The host's own envs and threads, physics only: mj_step(frame_skip) + mj_forward per env."""
+    chunks = host._chunks
+
+    def work(envs):
+        for i in envs:
+            env = host.envs[i]
+            mujoco.mj_step(env.model, env.data, nstep=env.frame_skip)
+            mujoco.mj_forward(env.model, env.data)
+
+    def run(vector_steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(vector_steps):
+            if host._pool is None:
+                work(chunks[0])
+            else:
+                futures = [host._pool.submit(work, c) for c in chunks[1:]]
+                work(chunks[0])
+                for f in futures:
+                    f.result()
+        return time.perf_counter() - start
+
+    return run
+
+
+def rollout_runner(host, per_task: int):
+    """mujoco.rollout per task over that task's E envs (same model), open loop, host.threads threads."""
+    groups = [host.envs[i : i + per_task] for i in range(0, len(host.envs), per_task)]
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    prepared = []
+    for envs in groups:
+        models = [env.model for env in envs]
+        datas = [mujoco.MjData(models[0]) for _ in range(host.threads)]
+        state = np.stack([_get_state(env, spec) for env in envs])
+        prepared.append((models, datas, state))
+
+    def run(vector_steps: int) -> float:
+        start = time.perf_counter()
+        for models, datas, state in prepared:
+            mj_rollout.rollout(models, datas, state, nstep=5 * vector_steps)
+        return time.perf_counter() - start
+
+    return run
+
+
+def _get_state(env, spec):
+    state = np.empty(mujoco.mj_stateSize(env.model, spec))
+    mujoco.mj_getState(env.model, env.data, state, spec)
+    return state
+
+
+def profile_host(env, vector_steps: int) -> dict[str, float]:
+    """Split one native vector step: host physics, host remainder (mocap, packing, resets), JAX rest."""
+    host = env.host
+    physics = {"t": 0.0}
+    original = host._physics
+
+    def timed(envs, ctrl, reply):
+        start = time.perf_counter()
+        original(envs, ctrl, reply)
+        physics["t"] += time.perf_counter() - start
+
+    step_time = {"t": 0.0}
+    original_step = host.step
+
+    def timed_step(request):
+        start = time.perf_counter()
+        reply = original_step(request)
+        step_time["t"] += time.perf_counter() - start
+        return reply
+
+    host._physics, host.step = timed, timed_step
+    try:
+        run = native_runner(env, 0, vector_steps)
+        run(0)
+        physics["t"] = step_time["t"] = 0.0
+        total = run(0)
+    finally:
+        host._physics, host.step = original, original_step
+    return {"total": total, "host_step": step_time["t"], "physics_main_thread": physics["t"]}
+
+
+def measure(config: str, seed: int, env_steps: int, rounds: int, profile: bool) -> dict:
+    name, per_task = parse_config(config)
+    theirs, num_envs = metaworld_runner(name, per_task, seed)
+    vector_steps = max(10, env_steps // num_envs // rounds)
+    env = make_metaworld(name, envs_per_task=per_task, seed=seed, backend="native")
+    ours = native_runner(env, seed, vector_steps)
+    ceiling = physics_runner(env.host)
+    runners = {"metaworld": theirs, "native": ours, "physics": ceiling}
+    if per_task > 1:
+        runners["rollout"] = rollout_runner(env.host, per_task)
+    for run in runners.values():  # warm-up round, untimed
+        run(vector_steps)
+    totals = dict.fromkeys(runners, 0.0)
+    for _ in range(rounds):  # alternate so every runner sees the same background load
+        for label, run in runners.items():
+            totals[label] += run(vector_steps)
+    rates = {label: num_envs * vector_steps * rounds / t for label, t in totals.items()}
+    result = {"config": config, "num_envs": num_envs, "threads": env.host.threads, **rates}
+    if profile:
+        result["profile"] = profile_host(env, vector_steps)
+        result["profile"]["vector_steps"] = vector_steps
+    env.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help=f"from {', '.join(CONFIGS)}")
+    parser.add_argument("--env-steps", type=int, default=40_000, help="timed env steps per runner")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
+    print(
+        f"jax {jax.__version__} ({jax.default_backend()}), mujoco {mujoco.__version__}, {os.cpu_count()} CPUs"
+    )
+    columns = ("metaworld", "native", "physics", "rollout", "native/mw", "native/phys")
+    print(f"{'config':8s} {'envs':>5s} " + " ".join(f"{c:>11s}" for c in columns))
+    for config in args.configs:
+        r = measure(config, args.seed, args.env_steps, args.rounds, args.profile)
+        rates = [f"{r[c]:11.0f}" if c in r else f"{'-':>11s}" for c in columns[:4]]
+        ratios = [f"{r['native'] / r['metaworld']:11.2f}", f"{r['native'] / r['physics']:11.2f}"]
+        print(f"{r['config']:8s} {r['num_envs']:5d} " + " ".join(rates + ratios), flush=True)
+        if "profile" in r:
+            p = r["profile"]
+            per_step = 1e6 / p["vector_steps"]
+            print(
+                f"         per vector step: total {p['total'] * per_step:.0f} us, host call "
+                f"{p['host_step'] * per_step:.0f} us (physics on the calling thread "
+                f"{p['physics_main_thread'] * per_step:.0f} us), JAX side and transfer "
+                f"{(p['total'] - p['host_step']) * per_step:.0f} us",
+                flush=True,
+            )
+    print("env-steps/s; metaworld = gym.make_vec sync, physics = mj_step+mj_forward on the same threads")
+
+
+if __name__ == "__main__":
+    main()
