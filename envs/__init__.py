@@ -25,6 +25,7 @@ def make(
     envs_per_task: int = 1,
     goal_sampling: str = "random",
     num_tasks: int | None = None,
+    reward_version: str = "v2",
 ):
     """Build the batched env `name` on `backend` (default: the benchmark's first backend).
 
@@ -40,6 +41,8 @@ def make(
         goal_sampling: "random" (a uniform goal at every reset, the MT training protocol) or "sequential"
             (env j visits goals j, j+E, j+2E, ...: every goal once in goals_per_task / E episodes).
         num_tasks: number of tasks of the toy env (ignored by Meta-World benchmarks).
+        reward_version: Meta-World reward function version: "v2" (metaworld's default; both backends) or
+            "v1" (official backend only). The toy env has one reward and accepts only "v2".
     """
     if name not in ENV_NAMES:
         raise ValueError(f"unknown env {name!r}; valid names: {', '.join(ENV_NAMES)}")
@@ -55,6 +58,8 @@ def make(
     if envs_per_task < 1:
         raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
     if name == "toy":
+        if reward_version != "v2":
+            raise ValueError(f"reward_version {reward_version!r} is not available on toy; valid: v2")
         config = PointMassConfig() if num_tasks is None else PointMassConfig(num_tasks=num_tasks)
         return PointMass(config, seed=seed, envs_per_task=envs_per_task, goal_sampling=goal_sampling)
     from .metaworld import make_metaworld  # imports metaworld and mujoco only when asked for
@@ -67,6 +72,7 @@ def make(
         envs_per_task=envs_per_task,
         goal_sampling=goal_sampling,
         backend=backend,
+        reward_version=reward_version,
     )
 
 

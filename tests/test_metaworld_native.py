@@ -127,6 +127,8 @@ def test_ml_benchmark_hides_the_goal_on_native_too():
         ({"backend": "fast"}, "'fast'"),
         ({"backend": "native", "envs_per_task": 0}, "envs_per_task"),
         ({"backend": "native", "task": "reach-v9"}, "reach-v9"),
+        ({"backend": "native", "reward_version": "v1"}, "'v1' is not available on the native backend"),
+        ({"backend": "official", "reward_version": "v3"}, "valid: v2, v1"),
     ],
 )
 def test_bad_arguments_raise_one_line_value_error(kwargs, bad):

@@ -257,3 +257,17 @@ def test_bad_arguments_raise_one_line_value_error(kwargs, bad):
 
 def test_benchmark_names_are_exported():
     assert BENCHMARKS == ("MT1", "MT10", "MT25", "MT50", "ML1", "ML10", "ML25", "ML45")
+
+
+def test_reward_version_v1_is_metaworlds_v1():
+    actions = np.random.default_rng(0).uniform(-1, 1, (30, 1, 4)).astype(np.float32)
+    env = make_metaworld("MT1", task="reach-v3", reward_version="v1")
+    _, steps = scan_rollout(env, env.reset(jax.random.key(0))[0], jnp.asarray(actions))
+    tasks = metaworld.MT1("reach-v3", seed=0)
+    reference = tasks.train_classes["reach-v3"](reward_function_version="v1")
+    reference.seed(0)
+    reference.set_task(tasks.train_tasks[int(env.reset(jax.random.key(0))[0].goal_index[0])])
+    reference.reset()
+    rewards = [reference.step(a[0])[1] for a in actions]
+    np.testing.assert_allclose(steps.reward[:, 0], rewards, rtol=1e-6)
+    assert max(rewards) > 10  # v1 rewards are not on v2's [0, 10] scale

@@ -22,6 +22,7 @@ from .benchmarks import (
 from .official import OfficialEnv, OfficialState, next_goal_indices
 
 METAWORLD_BACKENDS = ("official", "native")
+REWARD_VERSIONS = {"official": ("v2", "v1"), "native": ("v2",)}  # metaworld's default is v2
 
 
 def make_metaworld(
@@ -34,6 +35,7 @@ def make_metaworld(
     goal_sampling: str = "random",
     backend: str = "official",
     threads: int | None = None,
+    reward_version: str = "v2",
 ):
     """Build a batched Meta-World benchmark on `backend` ("official" or "native").
 
@@ -50,6 +52,7 @@ def make_metaworld(
             episodes, E = envs_per_task).
         backend: "official" (the reference) or "native" (the fast path, parity-tested against it).
         threads: physics worker threads of the native backend (default: one per core, at most 8).
+        reward_version: metaworld's reward function version, "v2" (default) or "v1" (official only).
 
     Raises:
         ValueError: on an unknown benchmark, task, split, goal_sampling or backend, envs_per_task < 1,
@@ -58,6 +61,11 @@ def make_metaworld(
     check_args(benchmark, task=task, split=split, goal_sampling=goal_sampling, envs_per_task=envs_per_task)
     if backend not in METAWORLD_BACKENDS:
         raise ValueError(f"unknown Meta-World backend {backend!r}; valid: {', '.join(METAWORLD_BACKENDS)}")
+    if reward_version not in REWARD_VERSIONS[backend]:
+        raise ValueError(
+            f"reward_version {reward_version!r} is not available on the {backend} backend; "
+            f"valid: {', '.join(REWARD_VERSIONS[backend])}"
+        )
     if backend == "native":
         from .native import NativeEnv, get_port
 
@@ -68,13 +76,20 @@ def make_metaworld(
             tasks, envs_per_task=envs_per_task, goal_sampling=goal_sampling, seed=seed, threads=threads
         )
     tasks = load_benchmark(benchmark, task=task, split=split, seed=seed)
-    return OfficialEnv(tasks, envs_per_task=envs_per_task, goal_sampling=goal_sampling, seed=seed)
+    return OfficialEnv(
+        tasks,
+        envs_per_task=envs_per_task,
+        goal_sampling=goal_sampling,
+        seed=seed,
+        reward_version=reward_version,
+    )
 
 
 __all__ = [
     "BENCHMARKS",
     "GOAL_SAMPLING",
     "METAWORLD_BACKENDS",
+    "REWARD_VERSIONS",
     "SPLITS",
     "TASK_NAMES",
     "BenchmarkTasks",

@@ -2,7 +2,7 @@
 """The `official` Meta-World backend: metaworld's own envs, stepped on the host from inside jit.
 
 It is the reference truth that faster backends are checked against, so the host does only what
-metaworld does: `env_cls(reward_function_version="v2")`, `env.set_task(goal)`, `env.reset()`,
+metaworld does: `env_cls(reward_function_version=...)`, `env.set_task(goal)`, `env.reset()`,
 `env.step(action)`. One ordered `io_callback` per vector step carries the whole action batch plus
 which envs must reset and with which goal; the host loops over its envs and returns stacked arrays.
 The JAX side keeps only bookkeeping (step and episode counters, goal indices, the key): Meta-World
@@ -76,12 +76,12 @@ def unpack_reply(reply: Float[Array, "envs reply"]) -> tuple[Array, Array, Array
 class HostEnvs:
     """The metaworld env objects of one batched env, task-major; called through io_callback."""
 
-    def __init__(self, tasks: BenchmarkTasks, envs_per_task: int, seed: int):
+    def __init__(self, tasks: BenchmarkTasks, envs_per_task: int, seed: int, reward_version: str = "v2"):
         self.envs = []
         self.goals = []
         for env_cls, goals in zip(tasks.env_classes, tasks.goals, strict=True):
             for _ in range(envs_per_task):
-                env = env_cls(reward_function_version="v2")
+                env = env_cls(reward_function_version=reward_version)
                 env.seed(seed)  # as _init_each_env does; goals come from set_task, not this rng
                 if env.max_path_length != EPISODE_LENGTH:
                     raise RuntimeError(f"{env_cls.__name__} truncates at {env.max_path_length}")
@@ -144,10 +144,18 @@ class HostEnvs:
 class OfficialEnv:
     """Batched Meta-World on metaworld's own envs; `reset`/`step` trace under jit and scan."""
 
-    def __init__(self, tasks: BenchmarkTasks, *, envs_per_task: int, goal_sampling: str, seed: int):
+    def __init__(
+        self,
+        tasks: BenchmarkTasks,
+        *,
+        envs_per_task: int,
+        goal_sampling: str,
+        seed: int,
+        reward_version: str = "v2",
+    ):
         self.spec: EnvSpec = make_spec(tasks, envs_per_task)
         self.goal_sampling = goal_sampling
-        self.host = HostEnvs(tasks, envs_per_task, seed)
+        self.host = HostEnvs(tasks, envs_per_task, seed, reward_version)
         num_tasks = self.spec.num_tasks
         self.task_id = np.repeat(np.arange(num_tasks, dtype=np.int32), envs_per_task)
         self.one_hot = np.eye(num_tasks, dtype=np.float32)[self.task_id] if tasks.one_hot else None

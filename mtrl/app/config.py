@@ -26,6 +26,8 @@ class EnvConfig:
     """Env backend; default: the benchmark's own (official for Meta-World, jax for toy)."""
     envs_per_task: int = 1
     """Parallel training envs per task."""
+    reward_version: str = "v2"
+    """Meta-World reward function version: v2 (default), or v1 on the official backend."""
     toy_num_tasks: int = 4
     """Tasks of the toy point-mass env."""
 

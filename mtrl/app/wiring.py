@@ -24,6 +24,7 @@ def make_env(env_config: EnvConfig, seed: int, *, envs_per_task: int, goal_sampl
         envs_per_task=envs_per_task,
         goal_sampling=goal_sampling,
         num_tasks=env_config.toy_num_tasks if env_config.name == "toy" else None,
+        reward_version=env_config.reward_version,
     )
 
 

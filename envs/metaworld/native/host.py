@@ -33,22 +33,36 @@ def default_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-class _Gather:
-    """Copies one env's declared reads out of MjData into its reply row (one fancy index per field)."""
+class _Slot:
+    """One env's MuJoCo handles, with NumPy views into its MjData cached once.
 
-    def __init__(self, model, reads: dict, layout: TaskLayout):
-        by_field: dict[str, tuple[list, list]] = {}
-        for name, read in reads.items():
-            field = READ_KINDS[read.kind][0]
-            source, dest = by_field.setdefault(field, ([], []))
-            source.append(read.indices(model))
-            start, stop = layout.reads[name]
-            dest.append(np.arange(start, stop))
-        self.fields = [(field, np.concatenate(s), np.concatenate(d)) for field, (s, d) in by_field.items()]
+    MjData's buffers live as long as the MjData (resets write into them), so the views stay valid, and
+    the per-step Python work is a handful of small copies: the host's cost beyond MuJoCo itself.
+    """
 
-    def __call__(self, data, row: np.ndarray) -> None:
-        for field, source, dest in self.fields:
-            row[dest] = getattr(data, field).ravel()[source]
+    def __init__(self, env, reads: dict, layout: TaskLayout):
+        self.env, self.model, self.data, self.nstep = env, env.model, env.data, env.frame_skip
+        self.mocap_pos, self.mocap_quat, self.ctrl = (
+            env.data.mocap_pos[0],
+            env.data.mocap_quat[0],
+            env.data.ctrl,
+        )
+        sources: dict[str, list] = {}
+        for name, read in reads.items():  # the layout puts each field's reads side by side
+            sources.setdefault(READ_KINDS[read.kind][0], []).append(
+                (layout.reads[name], read.indices(self.model))
+            )
+        self.copies = []
+        for field, parts in sources.items():
+            parts.sort(key=lambda part: part[0])
+            start, stop = parts[0][0][0], parts[-1][0][1]
+            assert sum(b - a for (a, b), _ in parts) == stop - start, "reads of one field must be contiguous"
+            view = getattr(self.data, field).reshape(-1)
+            self.copies.append((view, np.concatenate([index for _, index in parts]), start, stop))
+
+    def gather(self, row: np.ndarray) -> None:
+        for view, index, start, stop in self.copies:
+            np.take(view, index, out=row[start:stop])
 
 
 class NativeHost:
@@ -63,7 +77,7 @@ class NativeHost:
         threads: int | None = None,
     ):
         self.layout = ReplyLayout(tuple(TaskLayout.of(port) for port in ports))
-        self.envs, self.goals, self.gathers, self.constants = [], [], [], []
+        self.envs, self.goals, self.slots, self.constants = [], [], [], []
         for task, (env_cls, goals, port) in enumerate(
             zip(tasks.env_classes, tasks.goals, ports, strict=True)
         ):
@@ -75,7 +89,7 @@ class NativeHost:
                 env.set_task(goals[0])  # fixes observability, hence the observation bounds
                 self.envs.append(env)
                 self.goals.append(goals)
-                self.gathers.append(_Gather(env.model, reads, self.layout.tasks[task]))
+                self.slots.append(_Slot(env, reads, self.layout.tasks[task]))
                 self.constants.append(({**COMMON_CONSTANTS, **port.constants}, self.layout.tasks[task]))
         n = len(self.envs)
         space = [env.sawyer_observation_space for env in self.envs]
@@ -92,10 +106,10 @@ class NativeHost:
 
     def reset(self, goal_index: np.ndarray) -> np.ndarray:
         """Reset every env to its goal configuration; the reply holds reset obs and constants."""
-        reply = np.zeros((len(self.envs), self.layout.width), np.float32)
+        reply = np.zeros((len(self.envs), self.layout.width))
         for i, goal in enumerate(np.asarray(goal_index)):
             self._reset_one(i, int(goal), reply[i])
-        return reply
+        return reply.astype(np.float32)
 
     def step(self, request: np.ndarray) -> np.ndarray:
         """One physics step of every env, then metaworld's reset where `done` (same-step auto-reset)."""
@@ -107,7 +121,7 @@ class NativeHost:
         delta = np.clip(action[:, :3], -1, 1) * self.action_scale
         self.mocap = np.clip(self.mocap + delta, self.mocap_low, self.mocap_high)
         ctrl = np.stack([action[:, -1], -action[:, -1]], axis=1).astype(np.float64)
-        reply = np.zeros((len(self.envs), self.layout.width), np.float32)
+        reply = np.zeros((len(self.envs), self.layout.width))
         if self._pool is None:
             self._physics(self._chunks[0], ctrl, reply)
         else:
@@ -118,19 +132,19 @@ class NativeHost:
         self.steps += 1
         for i in np.flatnonzero(done):
             self._reset_one(i, int(goal_index[i]), reply[i])
-        return reply
+        return reply.astype(np.float32)
 
     def _physics(self, envs: np.ndarray, ctrl: np.ndarray, reply: np.ndarray) -> None:
+        mocap, slots = self.mocap, self.slots
         for i in envs:
-            env = self.envs[i]
-            model, data = env.model, env.data
-            data.mocap_pos[0] = self.mocap[i]
-            data.mocap_quat[0] = MOCAP_QUAT  # constant, but MuJoCo's reset of unstable data clears it
-            data.ctrl[:] = ctrl[i]
-            mujoco.mj_step(model, data, nstep=env.frame_skip)
-            mujoco.mj_forward(model, data)
-            self.mocap[i] = data.mocap_pos[0]  # as metaworld re-reads it (MuJoCo resets unstable data)
-            self.gathers[i](data, reply[i])
+            slot = slots[i]
+            slot.mocap_pos[:] = mocap[i]
+            slot.mocap_quat[:] = MOCAP_QUAT  # constant, but MuJoCo's reset of unstable data clears it
+            slot.ctrl[:] = ctrl[i]
+            mujoco.mj_step(slot.model, slot.data, nstep=slot.nstep)
+            mujoco.mj_forward(slot.model, slot.data)
+            mocap[i] = slot.mocap_pos  # metaworld re-reads it every step (MuJoCo resets unstable data)
+            slot.gather(reply[i])
 
     def _reset_one(self, i: int, goal: int, row: np.ndarray) -> None:
         env = self.envs[i]

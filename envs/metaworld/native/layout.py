@@ -1,6 +1,6 @@
 """Where each value sits in the one float32 array the native host returns per vector step.
 
-Row i belongs to env i. Columns: the task's reads (common first, in declaration order) from 0, the
+Row i belongs to env i. Columns: the task's reads (grouped by MjData field) from 0, the
 reset observation (39) at `obs_start`, and the task's constants at `consts_start`. Tasks have different
 read and constant widths, so each region is as wide as the widest task; unused columns are zero.
 """
@@ -8,9 +8,10 @@ read and constant widths, so each region is as wide as the widest task; unused c
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from ..benchmarks import OBS_SIZE
-from .port import COMMON_CONSTANTS, COMMON_READS, TaskPort
+from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
 
 
 def _offsets(widths: dict[str, int]) -> dict[str, tuple[int, int]]:
@@ -31,6 +32,8 @@ class TaskLayout:
     @classmethod
     def of(cls, port: TaskPort) -> TaskLayout:
         reads = {**COMMON_READS, **port.reads}
+        # grouped by MjData field, so the host copies each field's values with one np.take
+        reads = dict(sorted(reads.items(), key=lambda item: READ_KINDS[item[1].kind][0]))
         constants = {**COMMON_CONSTANTS, **port.constants}
         return cls(
             _offsets({name: read.width for name, read in reads.items()}),
@@ -52,22 +55,22 @@ class ReplyLayout:
 
     tasks: tuple[TaskLayout, ...]
 
-    @property
+    @functools.cached_property
     def reads_width(self) -> int:
         return max(task.reads_width for task in self.tasks)
 
-    @property
+    @functools.cached_property
     def obs_start(self) -> int:
         return self.reads_width
 
-    @property
+    @functools.cached_property
     def consts_start(self) -> int:
         return self.obs_start + OBS_SIZE
 
-    @property
+    @functools.cached_property
     def consts_width(self) -> int:
         return max(task.consts_width for task in self.tasks)
 
-    @property
+    @functools.cached_property
     def width(self) -> int:
         return self.consts_start + self.consts_width
