@@ -47,7 +47,7 @@ def reference_rollout(task: str, *, steps: int, policy: str, seed: int = 0, acti
         if expert is None:
             actions[t] = rng.uniform(-1, 1, 4)
         else:
-            actions[t] = np.clip(expert.get_action(obs), -1, 1)
+            actions[t] = np.clip(expert.get_action(obs.copy()), -1, 1)  # some policies edit their input
         obs, reward, terminated, truncated, info = env.step(actions[t])
         assert not terminated
         records["final_obs"].append(obs)
