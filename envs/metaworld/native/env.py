@@ -108,7 +108,7 @@ class NativeEnv:
         columns = [state.steps[:, None], truncated[:, None], goal_index[:, None]]
         request = jnp.concatenate([action, *columns], axis=1, dtype=jnp.float32)
         reply = io_callback(self.host.step, self._reply_shape(), request, ordered=True)
-        frame, final_obs, reward, success = self._evaluate(state, reply, action)
+        frame, final_obs, reward, success, consts = self._evaluate(state, reply, action)
         reset_obs, reset_consts = self._reset_part(reply)
         done = truncated[:, None]
         obs = jnp.where(done, reset_obs, final_obs)
@@ -118,7 +118,7 @@ class NativeEnv:
             episodes=episodes,
             key=key,
             prev_frame=jnp.where(done, reset_obs[:, :FRAME_SIZE], frame),
-            consts=jnp.where(done, reset_consts, state.consts),
+            consts=jnp.where(done, reset_consts, consts),
         )
         terminated = jnp.zeros(n, bool)
         step = TimeStep(
@@ -133,7 +133,7 @@ class NativeEnv:
 
     def _evaluate(self, state: NativeState, reply: Array, action: Array):
         """Observation, reward and success of every env, task by task (tasks own contiguous rows)."""
-        frames, observations, rewards, successes = [], [], [], []
+        frames, observations, rewards, successes, const_blocks = [], [], [], [], []
         per_task = self.spec.envs_per_task
         for task, (port, layout) in enumerate(zip(self.ports, self.layout.tasks, strict=True)):
             rows = slice(task * per_task, (task + 1) * per_task)
@@ -142,12 +142,21 @@ class NativeEnv:
             goal = consts.target_pos if self.goal_visible else jnp.zeros_like(consts.target_pos)
             obs = jnp.concatenate([current, state.prev_frame[rows], goal], axis=1)
             obs = jnp.clip(obs, self.host.obs_low[rows], self.host.obs_high[rows])
+            block = state.consts[rows]
+            if port.latch is not None:
+                first_step = (state.steps[rows] == 0)[:, None]
+                for name, value in port.latch(frame, consts, obs, action[rows]).items():
+                    consts[name] = jnp.where(first_step, value, consts[name])
+                    start, stop = layout.constants[name]
+                    block = block.at[:, start:stop].set(consts[name])
             reward, success = port.reward(frame, consts, obs, action[rows])
+            const_blocks.append(block)
             frames.append(current)
             observations.append(obs)
             rewards.append(jnp.broadcast_to(reward, (per_task,)).astype(jnp.float32))
             successes.append(jnp.broadcast_to(success, (per_task,)).astype(bool))
-        return tuple(jnp.concatenate(parts) for parts in (frames, observations, rewards, successes))
+        parts = (frames, observations, rewards, successes, const_blocks)
+        return tuple(jnp.concatenate(part) for part in parts)
 
     def _task_inputs(self, reply: Array, consts: Array, layout: TaskLayout) -> tuple[Frame, Frame]:
         frame = _unpack(reply, layout.reads)

@@ -35,10 +35,8 @@ class TaskLayout:
         # grouped by MjData field, so the host copies each field's values with one np.take
         reads = dict(sorted(reads.items(), key=lambda item: READ_KINDS[item[1].kind][0]))
         constants = {**COMMON_CONSTANTS, **port.constants}
-        return cls(
-            _offsets({name: read.width for name, read in reads.items()}),
-            _offsets({name: const.size for name, const in constants.items()}),
-        )
+        widths = {name: const.size for name, const in constants.items()} | dict(port.latched)
+        return cls(_offsets({name: read.width for name, read in reads.items()}), _offsets(widths))
 
     @property
     def reads_width(self) -> int:

@@ -98,12 +98,18 @@ class TaskPort:
     reward(frame, consts, obs, action) -> (reward [envs], success [envs] bool): metaworld's
         `evaluate_state` with reward version v2; `obs` is the clipped 39-dim observation that metaworld
         passes to `evaluate_state`, `action` the unclipped action as given to `step`.
+    latched, latch: for values metaworld computes on an episode's first step and keeps (e.g.
+        bin-picking's initial object-to-target distance): their sizes by name, and
+        `latch(frame, consts, obs, action) -> {name: [envs, size]}`, evaluated on every step but stored
+        into `consts` only on the first step of an episode, before `reward` sees them.
     """
 
     reads: Mapping[str, Read]
     constants: Mapping[str, Constant]
     objects: Callable
     reward: Callable
+    latched: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    latch: Callable | None = None
 
 
 COMMON_READS = {
