@@ -21,6 +21,11 @@ import numpy as np
 
 EPISODE = 500
 TOLERANCE = 1e-5  # float32 rounding of float64 values of order 1-10
+# Rewards whose float32 error can exceed TOLERANCE, and why. The host sends world positions as float32
+# (~3e-8 rounding near y = 0.77 m); sweep-into's caging term changes by ~385 per metre of pad y when the
+# pad-to-puck gap nears 5 cm, so a scripted episode sees reward errors of 1.4e-5 (float64 arithmetic on
+# the same float32-rounded inputs gives 1.37e-5, so it is the inputs, not the port).
+REWARD_TOLERANCE = {"sweep-into-v3": 3e-5}
 
 
 def reference_rollout(task: str, *, steps: int, policy: str, seed: int = 0, action_seed: int = 0):
@@ -118,7 +123,8 @@ def check_task(task: str, *, policy: str = "random", steps: int = 2 * EPISODE + 
     reward_diff = np.abs(ours.reward.astype(np.float64) - ref["reward"])
     success_bad = ours.success != ref["success"]
     truncated_bad = ours.truncated != ref["truncated"]
-    bad = (obs_diff.max(axis=1) > TOLERANCE) | (reward_diff > TOLERANCE) | success_bad | truncated_bad
+    reward_tolerance = REWARD_TOLERANCE.get(task, TOLERANCE)
+    bad = (obs_diff.max(axis=1) > TOLERANCE) | (reward_diff > reward_tolerance) | success_bad | truncated_bad
     return Parity(
         task=task,
         policy=policy,
