@@ -48,7 +48,11 @@ class _Slot:
             env.data.ctrl,
         )
         sources: dict[str, list] = {}
+        self.touching = []  # (column, (object geom, left pad geom, right pad geom))
         for name, read in reads.items():  # the layout puts each field's reads side by side
+            if READ_KINDS[read.kind][0] == "contact":
+                self.touching.append((layout.reads[name][0], tuple(read.indices(self.model))))
+                continue
             sources.setdefault(READ_KINDS[read.kind][0], []).append(
                 (layout.reads[name], read.indices(self.model))
             )
@@ -63,6 +67,19 @@ class _Slot:
     def gather(self, row: np.ndarray) -> None:
         for view, index, start, stop in self.copies:
             np.take(view, index, out=row[start:stop])
+        for column, geoms in self.touching:
+            row[column] = touching_object(self.data, *geoms)
+
+
+def touching_object(data, object_geom: int, left_pad: int, right_pad: int) -> float:
+    """`SawyerXYZEnv.touching_object`, vectorised over the contact list: 1.0 if both pads press on it."""
+    pairs = data.contact.geom
+    efc_force, efc_address = data.efc_force, data.contact.efc_address
+    has_object = (pairs == object_geom).any(axis=1)
+    forces = [
+        efc_force[efc_address[has_object & (pairs == pad).any(axis=1)]].sum() for pad in (left_pad, right_pad)
+    ]
+    return float(forces[0] > 0 and forces[1] > 0)
 
 
 class NativeHost:

@@ -23,6 +23,7 @@ READ_KINDS = {  # kind -> (MjData field, values per element)
     "geom_mat": ("geom_xmat", 9),
     "qpos": ("qpos", 1),
     "qvel": ("qvel", 1),
+    "touching": ("contact", 1),  # 1.0 where both finger pads push on geom `name` (touching_object)
 }
 _OBJECT_TYPES = {"body": "mjOBJ_BODY", "site": "mjOBJ_SITE", "geom": "mjOBJ_GEOM"}
 
@@ -32,7 +33,8 @@ class Read:
     """One array read from MjData after every step, e.g. `Read("geom_mat", "objGeom")`.
 
     For "qpos"/"qvel", `name` is a joint name and `size` the number of coordinates read from that
-    joint's first address (1 for hinge and slide joints, 7 for a free joint's qpos).
+    joint's first address (1 for hinge and slide joints, 7 for a free joint's qpos). "touching" is
+    metaworld's `touching_object(geom)`: both pads' contacts with the geom carry positive force.
     """
 
     kind: str
@@ -53,6 +55,9 @@ class Read:
         import mujoco
 
         field, per_element = READ_KINDS[self.kind]
+        if field == "contact":
+            geoms = (self.name, "leftpad_geom", "rightpad_geom")
+            return np.array([model.geom(name).id for name in geoms])
         if field in ("qpos", "qvel"):
             joint = model.joint(self.name)
             start = int(joint.qposadr[0] if field == "qpos" else joint.dofadr[0])
