@@ -44,8 +44,13 @@ CASES = [
     case("ML1", "hidden_goal", task="reach-v3", split="test"),
     case("ML10", "hidden_goal", split="train"),
     case("ML10", "hidden_goal", split="test", envs_per_task=2),
+    case("MT10", "one_hot", backend="native", envs_per_task=2),
+    case("ML10", "hidden_goal", split="train", backend="native"),
+    case("ML10", "hidden_goal", split="test", backend="native"),
     case("MT25", "one_hot", slow=True),
     case("MT50", "one_hot", slow=True),
+    case("MT50", "one_hot", slow=True, backend="native"),
+    case("ML45", "hidden_goal", split="train", slow=True, backend="native"),
     case("ML25", "hidden_goal", split="test", slow=True),
     case("ML45", "hidden_goal", split="test", slow=True),
 ]
