@@ -1,0 +1,45 @@
+"""handle-pull-side-v3 (`SawyerHandlePullSideEnvV3`): grasp the sideways handle and pull it up; success
+when the handle center is within 8 cm of the goal."""
+
+import jax.numpy as jnp
+
+from ..port import TaskPort, attribute
+from ..rewards import gripper_caging_reward, hamacher_product, norm, tolerance
+from ._shared_c import handle_pull_objects, handle_pull_reads
+
+TARGET_RADIUS = 0.05  # the base class's; success uses its own 8 cm
+
+
+def reward(frame, consts, obs, action):
+    obj, target, obj_init = obs[:, 4:7], consts.target_pos, consts.obj_init_pos
+    target_to_obj = norm(obj - target)
+    in_place = tolerance(
+        target_to_obj, bounds=(0, TARGET_RADIUS), margin=norm(obj_init - target), sigmoid="long_tail"
+    )
+    object_grasped = gripper_caging_reward(
+        frame,
+        consts,
+        action,
+        obj,
+        obj_radius=0.032,
+        pad_success_thresh=0.06,
+        object_reach_radius=0.01,
+        xz_thresh=0.01,
+        high_density=True,
+    )
+    reward = hamacher_product(object_grasped, in_place)
+    tcp_opened = obs[:, 3]
+    tcp_to_obj = norm(obj - frame.tcp)
+    lifted = (tcp_to_obj < 0.035) & (tcp_opened > 0) & (obj[:, 2] - 0.01 > obj_init[:, 2])
+    reward = jnp.where(lifted, reward + 1.0 + 5.0 * in_place, reward)
+    reward = jnp.where(target_to_obj < TARGET_RADIUS, 10.0, reward)
+    return reward, target_to_obj <= 0.08
+
+
+PORT = TaskPort(
+    reads=handle_pull_reads("handleCenter"),
+    # reset_model ends by overwriting obj_init_pos with a copy of the handleCenter site
+    constants={"obj_init_pos": attribute("obj_init_pos")},
+    objects=handle_pull_objects,
+    reward=reward,
+)
