@@ -1,0 +1,7 @@
+"""coffee-push-v3 (`SawyerCoffeePushEnvV3`): grasp the mug and push it under the coffee machine to the
+goal; success when it is within 7 cm of the goal."""
+
+from ..port import TaskPort
+from ._shared_a import MUG_CONSTANTS, MUG_READS, mug_objects, mug_reward
+
+PORT = TaskPort(reads=MUG_READS, constants=MUG_CONSTANTS, objects=mug_objects, reward=mug_reward)
