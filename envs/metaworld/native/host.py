@@ -14,6 +14,7 @@ observation and the new episode's constants (target, initial positions, ...).
 
 from __future__ import annotations
 
+import ctypes
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,7 +22,7 @@ import mujoco
 import numpy as np
 
 from ..benchmarks import ACTION_SIZE, EPISODE_LENGTH, OBS_SIZE, BenchmarkTasks
-from .layout import ReplyLayout, TaskLayout
+from .layout import HOST_COLUMNS, ReplyLayout, TaskLayout
 from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
 
 REQUEST_SIZE = ACTION_SIZE + 3  # action, steps so far, done, goal index for the next episode
@@ -33,40 +34,65 @@ def default_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-class _Slot:
-    """One env's MuJoCo handles, with NumPy views into its MjData cached once.
+# MjData fields the host reads or writes; MuJoCo allocates them all in one buffer per MjData.
+_RAW_FIELDS = ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "xpos", "xquat", "xmat", "site_xpos",
+               "site_xmat", "geom_xpos", "geom_xmat")  # fmt: skip
+_INPUTS = 3 + 4 + 2  # what a step writes: mocap position, mocap orientation, gripper controls
 
-    MjData's buffers live as long as the MjData (resets write into them), so the views stay valid, and
-    the per-step Python work is a handful of small copies: the host's cost beyond MuJoCo itself.
+
+def _raw_view(data) -> tuple[np.ndarray, dict[str, int]]:
+    """One float64 view spanning `_RAW_FIELDS` in MjData's buffer, and each field's offset in it.
+
+    With it, a step's writes are one `put` and its reads one `take`, whatever the task reads: the per-env
+    Python work, which holds the GIL while the other threads' MuJoCo calls run, stays a few microseconds.
+    """
+    arrays = {name: getattr(data, name) for name in _RAW_FIELDS}
+    starts = {name: a.__array_interface__["data"][0] for name, a in arrays.items()}
+    base = min(starts.values())
+    end = max(starts[name] + a.nbytes for name, a in arrays.items())
+    if any((start - base) % 8 for start in starts.values()):
+        raise RuntimeError("MjData fields are not 8-byte aligned relative to each other")
+    raw = np.ctypeslib.as_array((ctypes.c_double * ((end - base) // 8)).from_address(base))
+    for name, a in arrays.items():  # the view must see exactly what the bindings see
+        assert np.array_equal(raw[(starts[name] - base) // 8 :][: a.size], a.ravel(), equal_nan=True), name
+    return raw, {name: (start - base) // 8 for name, start in starts.items()}
+
+
+class _Slot:
+    """One env's MuJoCo handles and the flat indices of everything a step writes and reads.
+
+    The raw view keeps the MjData alive through `self.data`; MuJoCo never reallocates these fields
+    (resets write into them), so the indices stay valid for the env's life.
     """
 
     def __init__(self, env, reads: dict, layout: TaskLayout):
-        self.env, self.model, self.data, self.nstep = env, env.model, env.data, env.frame_skip
-        self.mocap_pos, self.mocap_quat, self.ctrl = (
-            env.data.mocap_pos[0],
-            env.data.mocap_quat[0],
-            env.data.ctrl,
+        self.model, self.data, self.nstep = env.model, env.data, env.frame_skip
+        self.raw, offset = _raw_view(env.data)
+        self.inputs = np.concatenate(
+            [
+                offset["mocap_pos"] + np.arange(3),
+                offset["mocap_quat"] + np.arange(4),
+                offset["ctrl"] + np.arange(2),
+            ]
         )
-        sources: dict[str, list] = {}
+        self.width = max(stop for _, stop in layout.reads.values())
+        self.outputs = np.zeros(self.width + HOST_COLUMNS, np.int64)
         self.touching = []  # (column, (object geom, left pad geom, right pad geom))
-        for name, read in reads.items():  # the layout puts each field's reads side by side
-            if READ_KINDS[read.kind][0] == "contact":
-                self.touching.append((layout.reads[name][0], tuple(read.indices(self.model))))
-                continue
-            sources.setdefault(READ_KINDS[read.kind][0], []).append(
-                (layout.reads[name], read.indices(self.model))
-            )
-        self.copies = []
-        for field, parts in sources.items():
-            parts.sort(key=lambda part: part[0])
-            start, stop = parts[0][0][0], parts[-1][0][1]
-            assert sum(b - a for (a, b), _ in parts) == stop - start, "reads of one field must be contiguous"
-            view = getattr(self.data, field).reshape(-1)
-            self.copies.append((view, np.concatenate([index for _, index in parts]), start, stop))
+        for name, read in reads.items():
+            start, stop = layout.reads[name]
+            field = READ_KINDS[read.kind][0]
+            if field == "contact":
+                self.touching.append((start, tuple(read.indices(self.model))))
+            else:
+                self.outputs[start:stop] = offset[field] + read.indices(self.model)
+        self.outputs[self.width :] = offset["mocap_pos"] + np.arange(3)  # read back, as metaworld does
 
-    def gather(self, row: np.ndarray) -> None:
-        for view, index, start, stop in self.copies:
-            np.take(view, index, out=row[start:stop])
+    def step(self, inputs: np.ndarray, row: np.ndarray) -> None:
+        """Write the step's inputs, advance MuJoCo as metaworld does, and copy the reads into `row`."""
+        self.raw.put(self.inputs, inputs)
+        mujoco.mj_step(self.model, self.data, nstep=self.nstep)
+        mujoco.mj_forward(self.model, self.data)
+        self.raw.take(self.outputs, out=row[: len(self.outputs)])
         for column, geoms in self.touching:
             row[column] = touching_object(self.data, *geoms)
 
@@ -116,6 +142,10 @@ class NativeHost:
         self.mocap_low = np.stack([env.mocap_low for env in self.envs])
         self.mocap_high = np.stack([env.mocap_high for env in self.envs])
         self.mocap = np.zeros((n, 3))
+        self._mocap_quat = np.tile(
+            MOCAP_QUAT, (n, 1)
+        )  # constant, but MuJoCo's reset of unstable data clears it
+        self._mocap_columns = np.stack([slot.width + np.arange(HOST_COLUMNS) for slot in self.slots])
         self.steps = np.zeros(n, np.int64)
         self.threads = min(threads or default_threads(), n)
         self._chunks = [np.arange(i, n, self.threads) for i in range(self.threads)]
@@ -137,31 +167,27 @@ class NativeHost:
         # SawyerXYZEnv.set_xyz_action, for all envs at once and with metaworld's dtypes.
         delta = np.clip(action[:, :3], -1, 1) * self.action_scale
         self.mocap = np.clip(self.mocap + delta, self.mocap_low, self.mocap_high)
-        ctrl = np.stack([action[:, -1], -action[:, -1]], axis=1).astype(np.float64)
+        gripper = action[:, -1:].astype(np.float64)
+        inputs = np.concatenate([self.mocap, self._mocap_quat, gripper, -gripper], axis=1)
         reply = np.zeros((len(self.envs), self.layout.width))
         if self._pool is None:
-            self._physics(self._chunks[0], ctrl, reply)
+            self._physics(self._chunks[0], inputs, reply)
         else:
-            futures = [self._pool.submit(self._physics, c, ctrl, reply) for c in self._chunks[1:]]
-            self._physics(self._chunks[0], ctrl, reply)
+            futures = [self._pool.submit(self._physics, c, inputs, reply) for c in self._chunks[1:]]
+            self._physics(self._chunks[0], inputs, reply)
             for future in futures:
                 future.result()
+        # metaworld re-reads the mocap every step (MuJoCo may have reset an unstable env)
+        self.mocap = np.take_along_axis(reply, self._mocap_columns, axis=1)
         self.steps += 1
         for i in np.flatnonzero(done):
             self._reset_one(i, int(goal_index[i]), reply[i])
         return reply.astype(np.float32)
 
-    def _physics(self, envs: np.ndarray, ctrl: np.ndarray, reply: np.ndarray) -> None:
-        mocap, slots = self.mocap, self.slots
+    def _physics(self, envs: np.ndarray, inputs: np.ndarray, reply: np.ndarray) -> None:
+        slots = self.slots
         for i in envs:
-            slot = slots[i]
-            slot.mocap_pos[:] = mocap[i]
-            slot.mocap_quat[:] = MOCAP_QUAT  # constant, but MuJoCo's reset of unstable data clears it
-            slot.ctrl[:] = ctrl[i]
-            mujoco.mj_step(slot.model, slot.data, nstep=slot.nstep)
-            mujoco.mj_forward(slot.model, slot.data)
-            mocap[i] = slot.mocap_pos  # metaworld re-reads it every step (MuJoCo resets unstable data)
-            slot.gather(reply[i])
+            slots[i].step(inputs[i], reply[i])
 
     def _reset_one(self, i: int, goal: int, row: np.ndarray) -> None:
         env = self.envs[i]

@@ -1,6 +1,7 @@
 """Where each value sits in the one float32 array the native host returns per vector step.
 
-Row i belongs to env i. Columns: the task's reads (grouped by MjData field) from 0, the
+Row i belongs to env i. Columns: the task's reads (grouped by MjData field) from 0, then 3 host-only
+columns (the mocap position the host reads back), the
 reset observation (39) at `obs_start`, and the task's constants at `consts_start`. Tasks have different
 read and constant widths, so each region is as wide as the widest task; unused columns are zero.
 """
@@ -12,6 +13,8 @@ import functools
 
 from ..benchmarks import OBS_SIZE
 from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
+
+HOST_COLUMNS = 3  # after each env's reads: its mocap position, read back by the host (not used in JAX)
 
 
 def _offsets(widths: dict[str, int]) -> dict[str, tuple[int, int]]:
@@ -59,7 +62,7 @@ class ReplyLayout:
 
     @functools.cached_property
     def obs_start(self) -> int:
-        return self.reads_width
+        return self.reads_width + HOST_COLUMNS
 
     @functools.cached_property
     def consts_start(self) -> int:
