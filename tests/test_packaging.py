@@ -39,6 +39,7 @@ def test_plain_install_into_fresh_venv_imports_subpackages():
         probe = (
             "import mtrl, mtrl.envs, mtrl.agents, mtrl.app.cli, pathlib;"
             "from mtrl.agents import moore_sac;"
+            "from mtrl.envs.metaworld.native import ported_tasks; assert len(ported_tasks()) == 50;"
             "import importlib.util as u;"
             "assert u.find_spec('envs') is None and u.find_spec('agents') is None;"
             "print(pathlib.Path(mtrl.envs.__file__).parent.parent.name)"
@@ -47,6 +48,20 @@ def test_plain_install_into_fresh_venv_imports_subpackages():
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "mtrl"  # mtrl/envs inside the installed package
         assert (tmp / "venv" / "bin" / "mtrl").exists()
+
+
+def test_every_source_package_is_listed_in_pyproject():
+    """A package missing from pyproject's explicit list silently vanishes from `pip install .`."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    roots = {"mtrl": ROOT / "mtrl", "mtrl.envs": ROOT / "envs", "mtrl.agents": ROOT / "agents"}
+    found = set()
+    for name, root in roots.items():
+        for init in root.rglob("__init__.py"):
+            parts = init.parent.relative_to(root).parts
+            found.add(".".join((name, *parts)))
+    assert found == listed, f"missing {sorted(found - listed)}, stale {sorted(listed - found)}"
 
 
 def test_import_mtrl_is_light():
