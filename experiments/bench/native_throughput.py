@@ -6,8 +6,9 @@ and 16 envs per task, MT50 with 1) it measures, in one process and in alternatin
 - metaworld: `gym.make_vec("Meta-World/MT10"|"Meta-World/MT50", vector_strategy="sync")`, E copies of it
   for E envs per task (metaworld's vector env has one env per task), random actions, same-step reset;
 - native: our backend in a jitted `lax.scan` with random actions drawn in JAX;
-- physics ceiling: the same MjModel/MjData objects stepped by the same worker threads with nothing but
-  `mj_step(nstep=frame_skip)` + `mj_forward`, i.e. what the native host call must do anyway; and, where
+- physics ceiling: the same MjModel/MjData objects stepped by the same worker threads with random actions
+  and nothing but the writes, `mj_step(nstep=frame_skip)` + `mj_forward`, i.e. what the native host call
+  must do anyway; and, where
   several envs share a model, `mujoco.rollout` (open-loop, no mj_forward, one call per task).
 
 Printed: env-steps/s of each, native/metaworld (target >= 8 on MT10) and native/ceiling (target >= 0.7).
@@ -93,24 +94,37 @@ def native_runner(env, seed: int, vector_steps: int):
     return run
 
 
-def physics_runner(host):
-    """The host's own envs and threads, physics only: mj_step(frame_skip) + mj_forward per env."""
-    chunks = host._chunks
+def physics_runner(host, seed: int):
+    """The host's own envs and threads doing only the physics of a random-action step.
 
-    def work(envs):
+    Per env: write mocap and gripper controls (one `put`), `mj_step(frame_skip)` + `mj_forward`. The
+    actions are random like the native run's, so the arm moves and makes contacts as it does there (a
+    still arm is cheaper to simulate, which would flatter the ceiling... or the backend).
+    """
+    chunks, slots = host._chunks, host.slots
+    rng = np.random.default_rng(seed)
+    mocap = np.stack([slot.raw[slot.inputs[:3]] for slot in slots])
+    quat = np.tile([1.0, 0.0, 1.0, 0.0], (len(slots), 1))
+
+    def work(envs, inputs):
         for i in envs:
-            env = host.envs[i]
-            mujoco.mj_step(env.model, env.data, nstep=env.frame_skip)
-            mujoco.mj_forward(env.model, env.data)
+            slot = slots[i]
+            slot.raw.put(slot.inputs, inputs[i])
+            mujoco.mj_step(slot.model, slot.data, nstep=slot.nstep)
+            mujoco.mj_forward(slot.model, slot.data)
 
     def run(vector_steps: int) -> float:
+        nonlocal mocap
         start = time.perf_counter()
         for _ in range(vector_steps):
+            action = rng.uniform(-1, 1, (len(slots), 4))
+            mocap = np.clip(mocap + 0.01 * action[:, :3], host.mocap_low, host.mocap_high)
+            inputs = np.concatenate([mocap, quat, action[:, 3:], -action[:, 3:]], axis=1)
             if host._pool is None:
-                work(chunks[0])
+                work(chunks[0], inputs)
             else:
-                futures = [host._pool.submit(work, c) for c in chunks[1:]]
-                work(chunks[0])
+                futures = [host._pool.submit(work, c, inputs) for c in chunks[1:]]
+                work(chunks[0], inputs)
                 for f in futures:
                     f.result()
         return time.perf_counter() - start
@@ -181,7 +195,7 @@ def measure(config: str, seed: int, env_steps: int, rounds: int, profile: bool) 
     vector_steps = max(10, env_steps // num_envs // rounds)
     env = make_metaworld(name, envs_per_task=per_task, seed=seed, backend="native")
     ours = native_runner(env, seed, vector_steps)
-    ceiling = physics_runner(env.host)
+    ceiling = physics_runner(env.host, seed)
     runners = {"metaworld": theirs, "native": ours, "physics": ceiling}
     if per_task > 1:
         runners["rollout"] = rollout_runner(env.host, per_task)
@@ -229,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{(p['total'] - p['host_step']) * per_step:.0f} us",
                 flush=True,
             )
-    print("env-steps/s; metaworld = gym.make_vec sync, physics = mj_step+mj_forward on the same threads")
+    print(
+        "env-steps/s; metaworld = gym.make_vec sync; physics = random-action mj_step+mj_forward, same threads"
+    )
 
 
 if __name__ == "__main__":
