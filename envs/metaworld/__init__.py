@@ -9,6 +9,7 @@ only and observations, rewards and success are computed in JAX for the whole bat
 
 from __future__ import annotations
 
+from ..goals import next_goal_indices
 from .benchmarks import (
     BENCHMARKS,
     GOAL_SAMPLING,
@@ -19,7 +20,7 @@ from .benchmarks import (
     load_benchmark,
     task_names,
 )
-from .official import OfficialEnv, OfficialState, next_goal_indices
+from .official import OfficialEnv, OfficialState
 
 METAWORLD_BACKENDS = ("official", "native")
 REWARD_VERSIONS = {"official": ("v2", "v1"), "native": ("v2",)}  # metaworld's default is v2

@@ -13,11 +13,15 @@ import dataclasses
 import difflib
 import functools
 
+import jax.numpy as jnp
 import metaworld
+import numpy as np
 from metaworld import env_dict
 from metaworld.types import Task
 
 from mtrl.types import EnvSpec
+
+from ..goals import next_goal_indices
 
 BENCHMARKS = ("MT1", "MT10", "MT25", "MT50", "ML1", "ML10", "ML25", "ML45")
 SINGLE_TASK_BENCHMARKS = ("MT1", "ML1")
@@ -159,3 +163,27 @@ def make_spec(tasks: BenchmarkTasks, envs_per_task: int) -> EnvSpec:
         episode_length=EPISODE_LENGTH,
         goals_per_task=GOALS_PER_TASK,
     )
+
+
+class TaskBookkeeping:
+    """What every Meta-World backend does the same way around its host call.
+
+    Task ids (task-major), the one-hot appended to MT observations, and the goal draws at reset, all
+    from the spec alone, so two backends with the same seed and key see the same tasks and goals.
+    """
+
+    def __init__(self, tasks: BenchmarkTasks, spec: EnvSpec, goal_sampling: str):
+        self.spec, self.goal_sampling = spec, goal_sampling
+        self.task_id = np.repeat(np.arange(spec.num_tasks, dtype=np.int32), spec.envs_per_task)
+        self.one_hot = np.eye(spec.num_tasks, dtype=np.float32)[self.task_id] if tasks.one_hot else None
+
+    def next_goals(self, key, episodes):
+        """Goal index of each env's next episode (`goals.next_goal_indices`)."""
+        spec = self.spec
+        return next_goal_indices(self.goal_sampling, key, episodes, spec.envs_per_task, spec.goals_per_task)
+
+    def observe(self, obs):
+        """Append the one-hot task id last, as metaworld's OneHotWrapper does (MT only)."""
+        if self.one_hot is None:
+            return obs
+        return jnp.concatenate([obs, self.one_hot], axis=-1)

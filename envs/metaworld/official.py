@@ -25,12 +25,12 @@ from jaxtyping import Array, Bool, Float, Int
 
 from mtrl.types import EnvSpec, TimeStep
 
-from ..goals import next_goal_indices
 from .benchmarks import (
     ACTION_SIZE,
     EPISODE_LENGTH,
     OBS_SIZE,
     BenchmarkTasks,
+    TaskBookkeeping,
     make_spec,
 )
 
@@ -154,22 +154,19 @@ class OfficialEnv:
         reward_version: str = "v2",
     ):
         self.spec: EnvSpec = make_spec(tasks, envs_per_task)
-        self.goal_sampling = goal_sampling
         self.host = HostEnvs(tasks, envs_per_task, seed, reward_version)
-        num_tasks = self.spec.num_tasks
-        self.task_id = np.repeat(np.arange(num_tasks, dtype=np.int32), envs_per_task)
-        self.one_hot = np.eye(num_tasks, dtype=np.float32)[self.task_id] if tasks.one_hot else None
+        self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling)
 
     def reset(self, key: jax.Array) -> tuple[OfficialState, TimeStep]:
         n = self.spec.num_envs
         key, goal_key = jax.random.split(key)
         episodes = jnp.zeros(n, jnp.int32)
-        goal_index = self._next_goals(goal_key, episodes)
+        goal_index = self.bookkeeping.next_goals(goal_key, episodes)
         obs_shape = jax.ShapeDtypeStruct((n, OBS_SIZE), jnp.float32)
-        obs = self._observe(io_callback(self.host.reset, obs_shape, goal_index, ordered=True))
+        obs = self.bookkeeping.observe(io_callback(self.host.reset, obs_shape, goal_index, ordered=True))
         state = OfficialState(jnp.zeros(n, jnp.int32), goal_index, episodes, key)
         zeros = jnp.zeros(n, bool)
-        task_id = jnp.asarray(self.task_id)
+        task_id = jnp.asarray(self.bookkeeping.task_id)
         step = TimeStep(obs, jnp.zeros(n, jnp.float32), zeros, zeros, zeros, task_id, obs)
         return state, step
 
@@ -179,29 +176,18 @@ class OfficialEnv:
         truncated = steps >= self.spec.episode_length
         key, goal_key = jax.random.split(state.key)
         episodes = state.episodes + truncated
-        goal_index = jnp.where(truncated, self._next_goals(goal_key, episodes), state.goal_index)
+        goal_index = jnp.where(truncated, self.bookkeeping.next_goals(goal_key, episodes), state.goal_index)
         request = pack_request(action, state.steps, truncated, goal_index)
         reply_shape = jax.ShapeDtypeStruct((n, REPLY_SIZE), jnp.float32)
         reply = io_callback(self.host.step, reply_shape, request, ordered=True)
         final_obs, obs, reward, success = unpack_reply(reply)
         state = OfficialState(jnp.where(truncated, 0, steps), goal_index, episodes, key)
         terminated = jnp.zeros(n, bool)
-        final_obs, obs = self._observe(final_obs), self._observe(obs)
-        task_id = jnp.asarray(self.task_id)
+        final_obs, obs = self.bookkeeping.observe(final_obs), self.bookkeeping.observe(obs)
+        task_id = jnp.asarray(self.bookkeeping.task_id)
         step = TimeStep(obs, reward, terminated, truncated, success, task_id, final_obs)
         return state, step
 
     def close(self) -> None:
         """Release the host envs; the env cannot be stepped afterwards."""
         self.host.close()
-
-    def _next_goals(self, key: jax.Array, episodes: jax.Array) -> jax.Array:
-        return next_goal_indices(
-            self.goal_sampling, key, episodes, self.spec.envs_per_task, self.spec.goals_per_task
-        )
-
-    def _observe(self, obs: Float[Array, "envs 39"]) -> Float[Array, "envs obs"]:
-        """Append the one-hot task id last, as metaworld's OneHotWrapper does (MT only)."""
-        if self.one_hot is None:
-            return obs
-        return jnp.concatenate([obs, self.one_hot], axis=-1)

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 from jax.experimental import io_callback
 from jaxtyping import Array, Float, Int
 
 from mtrl.types import EnvSpec, TimeStep
 
-from ...goals import next_goal_indices
-from ..benchmarks import ACTION_SIZE, OBS_SIZE, BenchmarkTasks, make_spec
+from ..benchmarks import OBS_SIZE, BenchmarkTasks, TaskBookkeeping, make_spec
 from .host import NativeHost
 from .layout import TaskLayout
 from .port import Frame, TaskPort
@@ -76,25 +74,24 @@ class NativeEnv:
     ):
         self.ports = tuple(get_port(name) for name in tasks.task_names)
         self.spec: EnvSpec = make_spec(tasks, envs_per_task)
-        self.goal_sampling = goal_sampling
         self.host = NativeHost(tasks, self.ports, envs_per_task, seed, threads)
         self.layout = self.host.layout
         self.goal_visible = tasks.one_hot  # MT: goal in obs and one-hot appended; ML: goal zeroed
-        num_tasks = self.spec.num_tasks
-        self.task_id = np.repeat(np.arange(num_tasks, dtype=np.int32), envs_per_task)
-        self.one_hot = np.eye(num_tasks, dtype=np.float32)[self.task_id] if tasks.one_hot else None
+        self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling)
 
     def reset(self, key: jax.Array) -> tuple[NativeState, TimeStep]:
         n = self.spec.num_envs
         key, goal_key = jax.random.split(key)
         episodes = jnp.zeros(n, jnp.int32)
-        goal_index = self._next_goals(goal_key, episodes)
+        goal_index = self.bookkeeping.next_goals(goal_key, episodes)
         reply = io_callback(self.host.reset, self._reply_shape(), goal_index, ordered=True)
         obs, consts = self._reset_part(reply)
         state = NativeState(jnp.zeros(n, jnp.int32), goal_index, episodes, key, obs[:, :FRAME_SIZE], consts)
         zeros = jnp.zeros(n, bool)
-        obs = self._observe(obs)
-        step = TimeStep(obs, jnp.zeros(n, jnp.float32), zeros, zeros, zeros, jnp.asarray(self.task_id), obs)
+        obs = self.bookkeeping.observe(obs)
+        step = TimeStep(
+            obs, jnp.zeros(n, jnp.float32), zeros, zeros, zeros, jnp.asarray(self.bookkeeping.task_id), obs
+        )
         return state, step
 
     def step(self, state: NativeState, action: Float[Array, "envs act"]) -> tuple[NativeState, TimeStep]:
@@ -104,7 +101,7 @@ class NativeEnv:
         truncated = steps >= self.spec.episode_length
         key, goal_key = jax.random.split(state.key)
         episodes = state.episodes + truncated
-        goal_index = jnp.where(truncated, self._next_goals(goal_key, episodes), state.goal_index)
+        goal_index = jnp.where(truncated, self.bookkeeping.next_goals(goal_key, episodes), state.goal_index)
         columns = [state.steps[:, None], truncated[:, None], goal_index[:, None]]
         request = jnp.concatenate([action, *columns], axis=1, dtype=jnp.float32)
         reply = io_callback(self.host.step, self._reply_shape(), request, ordered=True)
@@ -122,8 +119,8 @@ class NativeEnv:
         )
         terminated = jnp.zeros(n, bool)
         step = TimeStep(
-            self._observe(obs), reward, terminated, truncated, success,
-            jnp.asarray(self.task_id), self._observe(final_obs),
+            self.bookkeeping.observe(obs), reward, terminated, truncated, success,
+            jnp.asarray(self.bookkeeping.task_id), self.bookkeeping.observe(final_obs),
         )  # fmt: skip
         return state, step
 
@@ -169,17 +166,3 @@ class NativeEnv:
 
     def _reply_shape(self) -> jax.ShapeDtypeStruct:
         return jax.ShapeDtypeStruct((self.spec.num_envs, self.layout.width), jnp.float32)
-
-    def _next_goals(self, key: jax.Array, episodes: jax.Array) -> jax.Array:
-        return next_goal_indices(
-            self.goal_sampling, key, episodes, self.spec.envs_per_task, self.spec.goals_per_task
-        )
-
-    def _observe(self, obs: Float[Array, "envs 39"]) -> Float[Array, "envs obs"]:
-        """Append the one-hot task id last, as metaworld's OneHotWrapper does (MT only)."""
-        if self.one_hot is None:
-            return obs
-        return jnp.concatenate([obs, self.one_hot], axis=-1)
-
-
-assert ACTION_SIZE == 4
