@@ -1,8 +1,9 @@
 """Run logging: one JSON line per log step on disk, mirrored to Weights & Biases when it works.
 
 W&B mode "auto" means online when an API key is configured (WANDB_API_KEY or a netrc entry) and offline
-otherwise; "disabled" turns it off. A W&B failure, at start or later, prints one warning and the run goes on
-with local logging only: losing the dashboard must never lose the run.
+(with one warning) otherwise; "disabled" turns it off. If online W&B cannot start (no network, say), the run
+logs to W&B offline instead, with one warning; any other W&B failure, at start or later, prints one warning
+and the run goes on with local logging only: losing the dashboard must never lose the run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 WandbMode = Literal["auto", "online", "offline", "disabled"]
+WANDB_INIT_TIMEOUT_S = 30  # without network, fall back to offline after this long, not W&B's default 90 s
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -47,41 +49,85 @@ def resolve_mode(mode: WandbMode) -> str:
 
 
 class RunLogger:
-    """Appends metrics to `metrics.jsonl` in the run directory and, if enabled, to a W&B run."""
+    """Appends metrics to `metrics.jsonl` in the run directory and, if enabled, to a W&B run.
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], wandb_config: WandbConfig, name: str):
-        self.path = Path(run_dir) / "metrics.jsonl"
+    `resume_at` (bytes) continues a run from a checkpoint: the log is cut back to where it stood when the
+    checkpoint was written, so the lines the resumed run writes again are neither lost nor duplicated, and
+    the W&B run with the id in `wandb_run_id` is resumed; steps it already received are not sent twice.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        config: dict[str, Any],
+        wandb_config: WandbConfig,
+        name: str,
+        *,
+        resume_at: int | None = None,
+    ):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "metrics.jsonl"
         self._wandb = None
+        self._wandb_has_step = -1
+        if resume_at is not None:
+            self._wandb_has_step = truncate_log(self.path, resume_at)
         mode = resolve_mode(wandb_config.mode)
-        if mode != "disabled":
-            self._wandb = self._start_wandb(run_dir, config, wandb_config, mode, name)
-
-    def _start_wandb(self, run_dir, config, wandb_config, mode, name):
-        try:
-            import wandb
-
-            run = wandb.init(
-                project=wandb_config.project,
-                entity=wandb_config.entity,
-                group=wandb_config.group,
-                tags=list(wandb_config.tags),
-                name=name,
-                config=config,
-                dir=str(run_dir),
-                mode=mode,
-                settings=wandb.Settings(silent=True, console="off"),
+        if wandb_config.mode == "auto" and mode == "offline":
+            warnings.warn(
+                f"no W&B API key: logging offline into {self.run_dir / 'wandb'} "
+                "(upload later with `wandb sync`)",
+                stacklevel=2,
             )
-            (Path(run_dir) / "wandb_run_id").write_text(run.id)
-            return run
+        if mode != "disabled":
+            run_id = self._previous_run_id() if resume_at is not None else None
+            self._wandb = self._start_wandb(config, wandb_config, mode, name, run_id)
+
+    @property
+    def position(self) -> int:
+        """Bytes in `metrics.jsonl` so far: what a checkpoint records to resume the log from."""
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def _previous_run_id(self) -> str | None:
+        path = self.run_dir / "wandb_run_id"
+        return path.read_text().strip() if path.exists() else None
+
+    def _start_wandb(self, config, wandb_config, mode, name, run_id):
+        try:
+            return self._init_wandb(config, wandb_config, mode, name, run_id)
         except Exception as error:  # noqa: BLE001 — any W&B failure must leave training running
-            warnings.warn(f"W&B could not start ({error!s:.200}); logging locally only", stacklevel=2)
+            if mode == "online":  # no network, a bad key, a server error: keep the dashboard data offline
+                warnings.warn(f"W&B online failed ({error!s:.200}); logging offline instead", stacklevel=3)
+                try:
+                    return self._init_wandb(config, wandb_config, "offline", name, run_id)
+                except Exception as offline_error:  # noqa: BLE001
+                    error = offline_error
+            warnings.warn(f"W&B could not start ({error!s:.200}); logging locally only", stacklevel=3)
             return None
+
+    def _init_wandb(self, config, wandb_config, mode, name, run_id):
+        import wandb
+
+        run = wandb.init(
+            project=wandb_config.project,
+            entity=wandb_config.entity,
+            group=wandb_config.group,
+            tags=list(wandb_config.tags),
+            name=name,
+            config=config,
+            dir=str(self.run_dir),
+            mode=mode,
+            id=run_id,
+            resume="allow" if run_id else None,
+            settings=wandb.Settings(silent=True, console="off", init_timeout=WANDB_INIT_TIMEOUT_S),
+        )
+        (self.run_dir / "wandb_run_id").write_text(run.id)
+        return run
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
         with self.path.open("a") as file:
             file.write(json.dumps(record) + "\n")
-        if self._wandb is not None:
+        if self._wandb is not None and step > self._wandb_has_step:
             try:
                 self._wandb.log(metrics, step=int(step))
             except Exception as error:  # noqa: BLE001
@@ -95,6 +141,23 @@ class RunLogger:
             except Exception:  # noqa: BLE001
                 pass
             self._wandb = None
+
+
+def truncate_log(path: Path, size: int) -> int:
+    """Cut `path` back to its first `size` bytes; returns the largest step among the lines cut (else -1)."""
+    if not path.exists() or path.stat().st_size < size:
+        raise ValueError(f"{path} is shorter than the {size} bytes its checkpoint recorded; cannot resume it")
+    with path.open("rb+") as file:
+        file.seek(size)
+        cut = file.read().decode(errors="replace").splitlines()
+        file.truncate(size)
+    steps = []
+    for line in cut:
+        try:
+            steps.append(int(json.loads(line)["step"]))
+        except (ValueError, KeyError, TypeError):  # a line the crash cut in half
+            continue
+    return max(steps, default=-1)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mtrl import evaluation, rollout
-from mtrl.types import Agent, Env
+from mtrl.types import Agent, Env, EnvSpec
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -45,6 +46,8 @@ class LoopConfig:
     """Goals per task visited by periodic evaluations (the final one always visits all)."""
     log_every_steps_per_task: int = 5_000
     """Emit training metrics every so many steps per task."""
+    checkpoint_every_steps_per_task: int = 50_000
+    """Write a resumable checkpoint every so many steps per task (and at the end, and on SIGINT/SIGTERM)."""
 
 
 @dataclasses.dataclass
@@ -52,8 +55,11 @@ class Hooks:
     """What the loop hands its results to; each defaults to doing nothing."""
 
     log: Callable[[int, dict[str, float]], None] = lambda step, metrics: None
-    checkpoint: Callable[[int, Any], None] = lambda step, state: None
+    checkpoint: Callable[[int, Any, int], None] = lambda step, state, iteration: None
+    """Called with (total env steps, train state, iterations completed)."""
     progress: Callable[[int, dict[str, float]], None] = lambda step, metrics: None
+    stop_requested: Callable[[], bool] = lambda: False
+    """Polled after every iteration: true stops the run after a checkpoint (how SIGTERM is handled)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,11 +87,21 @@ def check_loop_config(config: LoopConfig, envs_per_task: int) -> None:
         value = getattr(config, field)
         if value <= 0:
             raise ValueError(f"loop.{field} must be positive, got {value}")
+    for field in ("eval_every_steps_per_task", "checkpoint_every_steps_per_task"):
+        value = getattr(config, field)
+        if value < 0:
+            raise ValueError(f"loop.{field} must be >= 0 (0: only at the end), got {value}")
     if config.warmup_steps_per_task < envs_per_task:
         raise ValueError(
             f"loop.warmup_steps_per_task ({config.warmup_steps_per_task}) must cover at least one "
             f"vector step ({envs_per_task} steps per task) so replay is not empty when learning starts"
         )
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """1.0 if every floating-point leaf of `tree` is finite, else 0.0 (one fused reduction under jit)."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves])).astype(jnp.float32)
 
 
 def make_programs(env: Env, eval_env: Env, agent: Agent, config: LoopConfig, num_seeds: int) -> Programs:
@@ -101,12 +117,13 @@ def make_programs(env: Env, eval_env: Env, agent: Agent, config: LoopConfig, num
 
     def train(state):
         state = rollout.collect(env, agent, state, num_steps=iteration, random_actions=False)
-        return rollout.learn(
+        state, metrics = rollout.learn(
             agent,
             state,
             num_updates=iteration * config.updates_per_step,
             batch_per_task=config.batch_per_task,
         )
+        return state, {**metrics, "train/params_finite": all_finite(state.agent)}
 
     periodic = evaluation.episodes_per_env(eval_env.spec, config.eval_goals_per_task)
     final = evaluation.episodes_per_env(eval_env.spec, eval_env.spec.goals_per_task)
@@ -121,6 +138,34 @@ def make_programs(env: Env, eval_env: Env, agent: Agent, config: LoopConfig, num
     return programs
 
 
+class Diverged(RuntimeError):
+    """A loss, Q-value or parameter became NaN or infinite; the message names the step and the quantity."""
+
+
+class Interrupted(RuntimeError):
+    """The run was asked to stop (SIGINT/SIGTERM) and stopped after writing a checkpoint."""
+
+    def __init__(self, step: int):
+        super().__init__(f"stopped at step {step} after writing a checkpoint")
+        self.step = step
+        self.run_dir = None  # filled in by whoever knows where the checkpoint went
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """Where a resumed run picks up: the restored train state after `iteration` completed iterations."""
+
+    state: rollout.TrainState
+    iteration: int
+
+
+def train_state_template(env: Env, agent: Agent, config: LoopConfig, keys: jax.Array) -> rollout.TrainState:
+    """The train state's structure, shapes and dtypes (nothing computed): what a checkpoint restores into."""
+    num_seeds = keys.shape[0] if keys.ndim else 1
+    init = functools.partial(rollout.init_train_state, env, agent, replay_capacity=config.replay_per_task)
+    return jax.eval_shape(jax.vmap(init) if num_seeds > 1 else init, keys)
+
+
 def train(
     env: Env,
     eval_env: Env,
@@ -129,34 +174,44 @@ def train(
     keys: jax.Array,
     *,
     hooks: Hooks | None = None,
+    start: Start | None = None,
 ) -> tuple[rollout.TrainState, dict[str, float]]:
     """Train `agent` on `env`; returns the final state and the final evaluation's metrics.
 
     `keys` is one PRNG key, or a 1-D array of keys to train that many seeds in one vmapped program
-    (seed i then follows exactly the run a single key `keys[i]` would give).
+    (seed i then follows exactly the run a single key `keys[i]` would give). With `start`, training
+    continues from a checkpointed state exactly as the uninterrupted run would have.
+
+    After every iteration the loop checks losses and parameters: a NaN or infinity raises `Diverged`
+    before anything of that iteration is logged or checkpointed. When `hooks.stop_requested()` turns
+    true, the loop writes a checkpoint and raises `Interrupted`.
     """
     hooks = hooks or Hooks()
     spec = env.spec
     check_loop_config(config, spec.envs_per_task)
     num_seeds = keys.shape[0] if keys.ndim else 1
     programs = make_programs(env, eval_env, agent, config, num_seeds)
-    state = programs.init(keys)
+    state = programs.init(keys) if start is None else start.state
+    first = 1 if start is None else start.iteration + 1
 
     steps_per_iteration = config.steps_per_iteration * spec.envs_per_task  # per task
-    iterations = -(-config.steps_per_task // steps_per_iteration)
+    iterations = num_iterations(config, spec)
     warmup_iterations = -(-config.warmup_steps_per_task // steps_per_iteration)
     eval_every = _every(config.eval_every_steps_per_task, steps_per_iteration)
     log_every = _every(config.log_every_steps_per_task, steps_per_iteration)
+    checkpoint_every = _every(config.checkpoint_every_steps_per_task, steps_per_iteration)
 
-    last_log_time, last_log_step = time.perf_counter(), 0
+    last_log_time, last_log_step = time.perf_counter(), (first - 1) * steps_per_iteration
     update_metrics: dict[str, Any] = {}
     eval_metrics: dict[str, float] = {}
-    for i in range(1, iterations + 1):
+    for i in range(first, iterations + 1):
+        step = i * steps_per_iteration
         if i <= warmup_iterations:
             state = programs.warmup(state)
         else:
             state, update_metrics = programs.train(state)
-        step = i * steps_per_iteration
+            update_metrics = jax.device_get(update_metrics)
+            check_finite(update_metrics, step * spec.num_tasks)
         final = i == iterations
         if i % log_every == 0 or final:
             now = time.perf_counter()
@@ -178,9 +233,29 @@ def train(
             eval_metrics["env/steps_per_task"] = step
             hooks.log(step * spec.num_tasks, eval_metrics)
             hooks.progress(step * spec.num_tasks, eval_metrics)
-            hooks.checkpoint(step * spec.num_tasks, state.agent)
             last_log_time += time.perf_counter() - eval_start  # evaluation is not training throughput
+        stop = hooks.stop_requested()
+        if final or stop or (checkpoint_every and i % checkpoint_every == 0):
+            hooks.checkpoint(step * spec.num_tasks, state, i)
+        if stop and not final:
+            raise Interrupted(step * spec.num_tasks)
     return state, eval_metrics
+
+
+def num_iterations(config: LoopConfig, spec: EnvSpec) -> int:
+    """Collect/learn iterations of a whole run (the last may overshoot the budget by part of one)."""
+    return -(-config.steps_per_task // (config.steps_per_iteration * spec.envs_per_task))
+
+
+def check_finite(metrics: dict[str, Any], step: int) -> None:
+    """Raise `Diverged` naming the first NaN/infinite metric (losses, Q-values, `params_finite`)."""
+    for name, value in metrics.items():
+        if not np.all(np.isfinite(value)) or (name == "train/params_finite" and not np.all(value == 1)):
+            quantity = "agent parameters" if name == "train/params_finite" else name
+            raise Diverged(
+                f"training diverged at step {step}: {quantity} became NaN or infinite; "
+                "the run stopped and its last good checkpoint is kept"
+            )
 
 
 def _fold_in(keys: jax.Array, data: int) -> jax.Array:

@@ -10,8 +10,9 @@ never terminates and truncates at exactly 500 steps, so which envs reset, and wi
 known in JAX before the host call, and goal choices are a pure function of the reset key.
 
 Caveats: the physics lives on the host, so the JAX state is a handle, not a value. Only the latest
-state may be stepped (the host checks its step counters and raises otherwise); the env cannot be
-vmapped (ordered effects) and its physics is not part of a checkpoint.
+state may be stepped (the host checks its step counters and raises otherwise) and the env cannot be
+vmapped (ordered effects). Checkpoints store the host's state beside the JAX state (`host_state`,
+`restore_host_state`), so a run resumes exactly.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from mtrl.types import EnvSpec, TimeStep
 
+from . import snapshot
 from .benchmarks import (
     ACTION_SIZE,
     EPISODE_LENGTH,
@@ -120,6 +122,17 @@ class HostEnvs:
             reply[i, _OBS] = self._reset_one(i, goal_index[i])
         return reply
 
+    def snapshot(self) -> dict:
+        """Every env's state (see `snapshot.py`), keyed by env index."""
+        return {f"env{i}": snapshot.snapshot(env) for i, env in enumerate(self.envs)}
+
+    def restore(self, saved: dict, goal_index: np.ndarray) -> None:
+        """Return every env to `saved`; each is first reset to the goal it was playing, which places
+        the objects as that episode began and gives the env all its attributes."""
+        self.reset(goal_index)
+        for i, env in enumerate(self.envs):
+            snapshot.restore(env, saved[f"env{i}"])
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
@@ -187,6 +200,14 @@ class OfficialEnv:
         task_id = jnp.asarray(self.bookkeeping.task_id)
         step = TimeStep(obs, reward, terminated, truncated, success, task_id, final_obs)
         return state, step
+
+    def host_state(self) -> dict:
+        """The host envs' state, for a checkpoint: the JAX state alone cannot continue them."""
+        return self.host.snapshot()
+
+    def restore_host_state(self, state: OfficialState, saved: dict) -> None:
+        """Put the host envs back where they were when `host_state` gave `saved` and `state` was current."""
+        self.host.restore(saved, np.asarray(state.goal_index))
 
     def close(self) -> None:
         """Release the host envs; the env cannot be stepped afterwards."""

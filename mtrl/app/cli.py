@@ -2,7 +2,9 @@
 
 `mtrl train [--preset NAME] [--agent NAME] [--any.config-field VALUE ...]`: the preset (default quickstart)
 gives a full config, `--agent` swaps in another agent's default config, and tyro turns every remaining field
-into a flag. `mtrl evaluate RUN_DIR` re-evaluates a run's newest checkpoint on every goal of every task.
+into a flag. `mtrl train --resume RUN_DIR` continues a stopped run from its newest checkpoint.
+`mtrl evaluate RUN_DIR` re-evaluates a run's newest checkpoint on every goal of every task.
+Exit status: 0 done, 2 bad input, 1 divergence or checkpoint failure, 130 stopped by a signal (resumable).
 """
 
 from __future__ import annotations
@@ -14,34 +16,54 @@ from pathlib import Path
 
 import tyro
 
-from mtrl.agents import get_agent
+from mtrl.agents import AGENTS, get_agent
 from mtrl.app.config import TrainConfig
 from mtrl.app.presets import PRESETS, get_preset
+from mtrl.checkpoint import CheckpointError
+from mtrl.training import Diverged, Interrupted
 
 USAGE = "usage: mtrl {train,evaluate} ...  (mtrl train --help, mtrl evaluate --help)"
 
 
 def parse_train_args(args: list[str]) -> TrainConfig:
-    """Build the run's config from a preset, an optional agent swap and per-field overrides."""
+    """The run's config from a preset, an optional agent swap and per-field overrides."""
+    return parse_train_command(args)[0]
+
+
+def parse_train_command(args: list[str]) -> tuple[TrainConfig, Path | None]:
+    """The run's config (see `parse_train_args`) and the run directory given to `--resume`, if any.
+
+    With `--resume RUN_DIR` the run's stored config is the starting point instead of a preset.
+    """
     chooser = argparse.ArgumentParser(add_help=False)
     chooser.add_argument("--preset", default="quickstart")
     chooser.add_argument("--agent", default=None)
+    chooser.add_argument("--resume", type=Path, default=None)
     chosen, rest = chooser.parse_known_args(args)
-    default = get_preset(chosen.preset)
+    if chosen.resume is not None:
+        if chosen.agent is not None or "--preset" in args:
+            raise ValueError("--resume continues a run with its own config; drop --preset/--agent")
+        from mtrl.app.config import load_run_config
+
+        default = load_run_config(chosen.resume)
+    else:
+        default = get_preset(chosen.preset)
     if chosen.agent is not None:
         default = dataclasses.replace(default, agent=get_agent(chosen.agent).Config())
     description = (
         f"Train a multi-task agent. --preset {{{','.join(PRESETS)}}} (default quickstart) picks the "
-        "starting config, --agent {mt_sac,mh_sac,moore_sac} swaps the agent; every field below "
-        f"can be overridden. Now: preset {chosen.preset}, agent {default.agent_name}."
+        f"starting config, --agent {{{','.join(AGENTS)}}} swaps the agent, --resume RUN_DIR continues a "
+        "stopped run; every field below can be overridden. "
+        f"Now: preset {default.preset}, agent {default.agent_name}."
     )
-    return tyro.cli(
+    config = tyro.cli(
         TrainConfig[type(default.agent)],
         default=default,
         args=rest,
         prog="mtrl train",
         description=description,
     )
+    return config, chosen.resume
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,10 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     try:
         if command == "train":
-            config = parse_train_args(rest)
-            from mtrl.app.run import train  # heavy imports only once the flags are valid
+            config, resume_dir = parse_train_command(rest)
+            from mtrl.app.run import resume, train  # heavy imports only once the flags are valid
 
-            train(config)
+            if resume_dir is None:
+                train(config)
+            else:
+                resume(resume_dir, config)
         elif command == "evaluate":
             parser = argparse.ArgumentParser(prog="mtrl evaluate")
             parser.add_argument("run_dir", type=Path, help="a run directory written by mtrl train")
@@ -72,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"mtrl: error: {error}", file=sys.stderr)
         return 2
+    except Interrupted as stopped:
+        print(f"mtrl: {stopped}; continue with: mtrl train --resume {stopped.run_dir}", file=sys.stderr)
+        return 130
+    except (Diverged, CheckpointError) as error:
+        print(f"mtrl: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,7 +17,7 @@ from rich.table import Table
 class TrainingProgress:
     """A rich progress bar over total env steps; `update` is the training loop's progress hook."""
 
-    def __init__(self, total_steps: int, console: Console | None = None):
+    def __init__(self, total_steps: int, console: Console | None = None, done: int = 0):
         self.console = console or Console()
         self._progress = Progress(
             TextColumn("[bold]train"),
@@ -30,7 +30,9 @@ class TrainingProgress:
             TimeRemainingColumn(),
             console=self.console,
         )
-        self._task = self._progress.add_task("train", total=total_steps, speed="-", success="-")
+        self._task = self._progress.add_task(
+            "train", total=total_steps, completed=done, speed="-", success="-"
+        )
 
     def __enter__(self) -> TrainingProgress:
         self._progress.start()

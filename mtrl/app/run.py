@@ -6,14 +6,17 @@ import dataclasses
 import datetime
 import importlib.metadata
 import json
+import signal
 import subprocess
+import threading
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 from rich.console import Console
 
-from mtrl import checkpoint, evaluation, plots, training
+from mtrl import checkpoint, evaluation, plots, resources, training
 from mtrl.app import wiring
 from mtrl.app.config import TrainConfig, load_run_config, to_json
 from mtrl.app.progress import TrainingProgress, markdown_table, success_table
@@ -36,28 +39,146 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     """Train as `config` says, writing everything into a new run directory."""
     console = console or Console()
     train_env, eval_env = wiring.make_envs(config)
-    agent = wiring.make_agent(config)
+    resources.check_replay_fits(train_env.spec, config.loop.replay_per_task, config.num_seeds)
     run_dir = create_run_dir(config)
     config = dataclasses.replace(config, run_dir=run_dir)
     _write_json(run_dir / "config.json", to_json(config))
     _write_json(run_dir / "spec.json", train_env.spec.to_dict())
     _write_json(run_dir / "versions.json", package_versions())
     console.print(f"run directory: {run_dir}")
+    return _run(config, run_dir, train_env, eval_env, console)
 
-    logger = RunLogger(run_dir, to_json(config), config.wandb, name=run_dir.name)
-    checkpointer = checkpoint.Checkpointer(run_dir)
+
+def resume(run_dir: Path, config: TrainConfig | None = None, console: Console | None = None) -> RunResult:
+    """Continue `run_dir` from its newest readable checkpoint, exactly as if it had never stopped.
+
+    `config` (default: the run's own) may differ from the stored one only in W&B settings and a larger
+    `loop.steps_per_task`; any other difference is refused, naming the fields.
+    """
+    console = console or Console()
+    run_dir = Path(run_dir)
+    stored = load_run_config(run_dir)
+    config = dataclasses.replace(config or stored, run_dir=run_dir)
+    check_resumable(stored, config)
+    train_env, eval_env = wiring.make_envs(config)
+    resources.check_replay_fits(train_env.spec, config.loop.replay_per_task, config.num_seeds)
+    host = hasattr(train_env, "host_state")
+    template = training.train_state_template(
+        train_env, wiring.make_agent(config), config.loop, seed_keys(config)
+    )
+    restored = checkpoint.restore_run(run_dir, template, host=host)
+    if host:
+        train_env.restore_host_state(restored.train_state.env, restored.host)
+    start = training.Start(restored.train_state, restored.loop["iteration"])
+    if start.iteration >= training.num_iterations(config.loop, train_env.spec):
+        raise ValueError(
+            f"{run_dir} already finished (step {restored.step}); to train it further, resume with a larger "
+            "--loop.steps-per-task"
+        )
+    if config != stored:
+        _write_json(run_dir / "config.json", to_json(config))
+    console.print(f"resuming {run_dir} from step {restored.step}")
+    return _run(config, run_dir, train_env, eval_env, console, start, restored.loop["metrics_bytes"])
+
+
+RESUMABLE_CHANGES = ("loop.steps_per_task", "wandb.", "run_dir")  # a run directory may be moved
+
+
+def check_resumable(stored: TrainConfig, config: TrainConfig) -> None:
+    """Refuse to resume with a config whose run would differ from the checkpointed one, naming the fields."""
+    old, new = _flatten(to_json(stored)), _flatten(to_json(config))
+    changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    refused = [k for k in changed if not k.startswith(RESUMABLE_CHANGES)]
+    if refused:
+        details = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in refused)
+        raise ValueError(
+            f"cannot resume {config.run_dir} with a different config: {details}; only "
+            "loop.steps_per_task (larger) and wandb.* may change"
+        )
+    if config.loop.steps_per_task < stored.loop.steps_per_task:
+        raise ValueError(
+            f"cannot resume with loop.steps_per_task={config.loop.steps_per_task} below the run's "
+            f"{stored.loop.steps_per_task}"
+        )
+
+
+def _run(config, run_dir, train_env, eval_env, console, start=None, metrics_bytes=None) -> RunResult:
+    """The training proper, shared by a new run and a resumed one."""
+    agent = wiring.make_agent(config)
     spec = train_env.spec
-    seeds = [config.seed + i for i in range(config.num_seeds)]
-    keys = jax.random.key(seeds[0]) if len(seeds) == 1 else jax.vmap(jax.random.key)(np.array(seeds))
+    wandb_config = {**to_json(config), "versions": package_versions()}
+    logger = RunLogger(run_dir, wandb_config, config.wandb, name=run_dir.name, resume_at=metrics_bytes)
+    checkpointer = checkpoint.Checkpointer(run_dir)
+    host_state = getattr(train_env, "host_state", lambda: None)
+
+    def save(step: int, state, iteration: int) -> None:
+        loop = {"iteration": iteration, "metrics_bytes": logger.position}
+        checkpointer.save(step, state, loop=loop, host=host_state())
+
     total = config.loop.steps_per_task * spec.num_tasks
+    done = 0 if start is None else start.iteration * config.loop.steps_per_iteration * spec.num_envs
     try:
-        with TrainingProgress(total, console) as progress:
-            hooks = training.Hooks(log=logger.log, checkpoint=checkpointer.save, progress=progress.update)
-            _, final = training.train(train_env, eval_env, agent, config.loop, keys, hooks=hooks)
+        with StopOnSignal(console) as stop, TrainingProgress(total, console, done=done) as progress:
+            hooks = training.Hooks(
+                log=logger.log, checkpoint=save, progress=progress.update, stop_requested=stop.requested
+            )
+            _, final = training.train(
+                train_env, eval_env, agent, config.loop, seed_keys(config), hooks=hooks, start=start
+            )
+    except training.Interrupted as stopped:
+        stopped.run_dir = run_dir
+        raise
     finally:
         logger.close()
         checkpointer.close()
     return finish(run_dir, spec.task_names, final, console, title="Final evaluation")
+
+
+def seed_keys(config: TrainConfig) -> jax.Array:
+    """One PRNG key per seed of the run (a single key for one seed)."""
+    seeds = [config.seed + i for i in range(config.num_seeds)]
+    return jax.random.key(seeds[0]) if len(seeds) == 1 else jax.vmap(jax.random.key)(np.array(seeds))
+
+
+class StopOnSignal:
+    """Turns the first SIGINT/SIGTERM into a request to stop after a checkpoint; a second SIGINT aborts."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self._stop = False
+        self._previous: dict[int, Any] = {}
+
+    def requested(self) -> bool:
+        return self._stop
+
+    def _handle(self, signum, frame) -> None:
+        if self._stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._stop = True
+        name = signal.Signals(signum).name
+        self.console.print(
+            f"{name}: stopping after this iteration and writing a checkpoint (Ctrl-C again aborts)"
+        )
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def evaluate_run(run_dir: Path, console: Console | None = None) -> RunResult:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from jax.experimental import io_callback
 from jaxtyping import Array, Float, Int
@@ -123,6 +124,14 @@ class NativeEnv:
             jnp.asarray(self.bookkeeping.task_id), self.bookkeeping.observe(final_obs),
         )  # fmt: skip
         return state, step
+
+    def host_state(self) -> dict:
+        """The host's state, for a checkpoint: the JAX state alone cannot continue the physics."""
+        return self.host.snapshot()
+
+    def restore_host_state(self, state: NativeState, saved: dict) -> None:
+        """Put the host back where it was when `host_state` gave `saved` and `state` was current."""
+        self.host.restore(saved, np.asarray(state.goal_index))
 
     def close(self) -> None:
         """Release the host envs and threads; the env cannot be stepped afterwards."""

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import mujoco
 import numpy as np
 
+from .. import snapshot
 from ..benchmarks import ACTION_SIZE, EPISODE_LENGTH, OBS_SIZE, BenchmarkTasks
 from .layout import HOST_COLUMNS, ReplyLayout, TaskLayout
 from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
@@ -210,6 +211,19 @@ class NativeHost:
                 f"native Meta-World env out of sync: env {bad} is at step {self.steps[bad]} "
                 f"but the state says {steps[bad]}; only the latest state can be stepped"
             )
+
+    def snapshot(self) -> dict:
+        """Every env's state (see `snapshot.py`) plus the host's own mocap targets and step counters."""
+        envs = {f"env{i}": snapshot.snapshot(env) for i, env in enumerate(self.envs)}
+        return {"envs": envs, "mocap": self.mocap.copy(), "steps": self.steps.copy()}
+
+    def restore(self, saved: dict, goal_index: np.ndarray) -> None:
+        """Return to `saved`; each env is first reset to the goal it was playing (see `snapshot.restore`)."""
+        self.reset(goal_index)
+        for i, env in enumerate(self.envs):
+            snapshot.restore(env, saved["envs"][f"env{i}"])
+        self.mocap = np.array(saved["mocap"], np.float64)
+        self.steps = np.array(saved["steps"], np.int64)
 
     def close(self) -> None:
         if self._pool is not None:
