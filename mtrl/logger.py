@@ -96,7 +96,8 @@ class RunLogger:
             return self._init_wandb(config, wandb_config, mode, name, run_id)
         except Exception as error:  # noqa: BLE001 — any W&B failure must leave training running
             if mode == "online":  # no network, a bad key, a server error: keep the dashboard data offline
-                warnings.warn(f"W&B online failed ({error!s:.200}); logging offline instead", stacklevel=3)
+                reason = str(error).splitlines()[0][:200]
+                warnings.warn(f"W&B online failed ({reason}); logging offline instead", stacklevel=3)
                 try:
                     return self._init_wandb(config, wandb_config, "offline", name, run_id)
                 except Exception as offline_error:  # noqa: BLE001

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from mtrl import logger as logger_module
 from mtrl.logger import RunLogger, WandbConfig, read_metrics, resolve_mode
 
 
@@ -44,3 +45,43 @@ def test_wandb_that_cannot_start_warns_once_and_logging_goes_on(tmp_path):
     logger.log(5, {"eval/success": 0.5})
     logger.close()
     assert read_metrics(tmp_path) == [{"step": 5, "eval/success": 0.5}]
+
+
+def test_auto_mode_without_a_key_warns_once_and_logs_offline(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    with pytest.warns(UserWarning, match="no W&B API key: logging offline") as caught:
+        logger = RunLogger(tmp_path, {}, WandbConfig(mode="auto"), name="auto")
+    logger.close()
+    assert len(caught) == 1
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_online_without_network_falls_back_to_offline(monkeypatch, tmp_path):
+    # A real connection failure: nothing listens on port 9 of this machine. Wait 3 s instead of 30.
+    monkeypatch.setattr(logger_module, "WANDB_INIT_TIMEOUT_S", 3)
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789" * 4)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    with pytest.warns(UserWarning, match="W&B online failed .*; logging offline instead"):
+        logger = RunLogger(tmp_path, {}, WandbConfig(mode="online"), name="no-network")
+    logger.log(1, {"eval/success": 1.0})
+    logger.close()
+    run_id = (tmp_path / "wandb_run_id").read_text()
+    assert any(run_id in p.name for p in (tmp_path / "wandb").glob("offline-run-*"))
+    assert read_metrics(tmp_path) == [{"step": 1, "eval/success": 1.0}]
+
+
+def test_resumed_log_is_cut_back_to_the_checkpoint(tmp_path):
+    logger = RunLogger(tmp_path, {}, WandbConfig(mode="disabled"), name="r")
+    logger.log(10, {"a": 1.0})
+    position = logger.position
+    logger.log(20, {"a": 2.0})
+    logger.close()
+    with (tmp_path / "metrics.jsonl").open("a") as file:
+        file.write('{"step": 30, "a"')  # a line the crash cut in half
+    resumed = RunLogger(tmp_path, {}, WandbConfig(mode="disabled"), name="r", resume_at=position)
+    assert resumed._wandb_has_step == 20  # W&B already had step 20: it is not sent again
+    resumed.log(20, {"a": 2.0})
+    resumed.close()
+    assert read_metrics(tmp_path) == [{"step": 10, "a": 1.0}, {"step": 20, "a": 2.0}]
