@@ -69,6 +69,29 @@ def test_bad_names_give_one_line_listing_valid_ones(args, names, capsys):
     assert names in err and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--env.name", "MT10", "--env.backend", "mjx"], "'mjx'"),
+        (["--loop.steps-per-task", "0"], "loop.steps_per_task must be positive, got 0"),
+        (["--loop.batch-per-task", "-4"], "loop.batch_per_task must be positive, got -4"),
+        (["--loop.checkpoint-every-steps-per-task", "-1"], "checkpoint_every_steps_per_task must be >= 0"),
+        (["--env.envs-per-task", "0"], "envs_per_task must be >= 1, got 0"),
+        (["--num-seeds", "0"], "num_seeds must be >= 1, got 0"),
+        (["--agent", "moore_sac", "--agent.num-experts", "0"], "num_experts=0"),
+        (["--agent", "moore_sac", "--agent.hidden-sizes", "8", "--agent.num-experts", "9"], "num_experts=9"),
+    ],
+    ids=["backend", "budget", "batch", "checkpoint-interval", "envs", "seeds", "no-experts", "experts>dim"],
+)
+def test_bad_values_give_one_line_naming_them_and_create_nothing(flags, named, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", *TOY_FLAGS, "--run-dir", str(run_dir), *flags]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert named in err and len(err.splitlines()) == 1, err
+    assert not run_dir.exists()
+
+
 def test_unknown_metaworld_task_is_one_line(capsys):
     assert main(["train", "--env.name", "MT1", "--env.task", "reach-v9", *TOY_FLAGS[2:]]) == 2
     err = capsys.readouterr().err.strip()

@@ -56,14 +56,28 @@ def parse_train_command(args: list[str]) -> tuple[TrainConfig, Path | None]:
         "stopped run; every field below can be overridden. "
         f"Now: preset {default.preset}, agent {default.agent_name}."
     )
+    agent_cls = type(default.agent)
+    unchecked = _unchecked(agent_cls)
     config = tyro.cli(
-        TrainConfig[type(default.agent)],
-        default=default,
+        TrainConfig[unchecked],
+        default=dataclasses.replace(default, agent=unchecked(**_fields(default.agent))),
         args=rest,
         prog="mtrl train",
         description=description,
     )
-    return config, chosen.resume
+    # Now the agent's own checks run, outside tyro: a bad value is one line naming it (tyro would box it).
+    return dataclasses.replace(config, agent=agent_cls(**_fields(config.agent))), chosen.resume
+
+
+def _unchecked(config_cls: type) -> type:
+    """A twin of an agent's `Config` that checks nothing when built (tyro builds it while parsing)."""
+    twin = type(config_cls.__name__, (config_cls,), {"__post_init__": lambda self: None})
+    twin.__doc__ = config_cls.__doc__
+    return dataclasses.dataclass(frozen=True, kw_only=True)(twin)
+
+
+def _fields(config) -> dict:
+    return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
 
 
 def main(argv: list[str] | None = None) -> int:

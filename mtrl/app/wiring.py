@@ -9,6 +9,7 @@ import jax
 from mtrl import envs
 from mtrl.agents import get_agent
 from mtrl.app.config import EnvConfig, TrainConfig
+from mtrl.training import check_loop_config
 from mtrl.types import Agent, Env, EnvSpec
 
 MT_BENCHMARKS = ("toy", "MT1", "MT10", "MT25", "MT50")
@@ -64,6 +65,9 @@ def check_compatible(config: TrainConfig) -> None:
         )
     if config.num_seeds < 1:
         raise ValueError(f"num_seeds must be >= 1, got {config.num_seeds}")
+    if config.env.envs_per_task < 1:
+        raise ValueError(f"env.envs_per_task must be >= 1, got {config.env.envs_per_task}")
+    check_loop_config(config.loop, config.env.envs_per_task)
 
 
 def agent_template(config: TrainConfig, spec: EnvSpec):
