@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +21,7 @@ from jaxtyping import Array, Float, Int
 from mtrl.gradients import gradient_step
 from mtrl.types import EnvSpec, PyTree, Transition
 
+from .. import gradient_methods as gm
 from . import losses
 from .config import SACConfig
 from .networks import SACNetworks, init_params, policy, sample_action
@@ -37,6 +39,10 @@ class SACState:
     log_alphas: Float[Array, " tasks"]
     alpha_opt_state: optax.OptState
     step: Int[Array, ""]
+    critic_method_state: PyTree
+    """State of the critic's gradient method (task weights, logits, ...); () when stateless."""
+    actor_method_state: PyTree
+    """State of the actor's gradient method; () when stateless or when the actor takes the mean."""
     config: SACConfig = struct.field(pytree_node=False)
     networks: SACNetworks = struct.field(pytree_node=False)
     action_size: int = struct.field(pytree_node=False)
@@ -70,6 +76,66 @@ def make_optimizers(config: SACConfig) -> Optimizers:
     )
 
 
+class GradientMethods(NamedTuple):
+    """The gradient method of the critic and of the actor; None: the mean, in one backward pass.
+
+    The twin critics form one network here: each task gets one gradient over all critic params.
+    FAMO and GradNorm balance tasks by their loss ratios, which need positive losses; the actor's
+    loss E[α log π − Q] is unbounded below, so those two balance the critic and leave the actor
+    the mean (FAMO's authors do the same on MT10). Rebuilt per trace, as `Optimizers` is.
+    """
+
+    critic: gm.GradientMethod | None
+    actor: gm.GradientMethod | None
+
+
+# name → the critic's and the actor's method for a config.
+METHODS: dict[str, Callable[[SACConfig], GradientMethods]] = {
+    "mean": lambda c: GradientMethods(None, None),
+    "pcgrad": lambda c: GradientMethods(gm.pcgrad(), gm.pcgrad()),
+    "cagrad": lambda c: GradientMethods(gm.cagrad(c.cagrad_c), gm.cagrad(c.cagrad_c)),
+    "gradnorm": lambda c: GradientMethods(gm.gradnorm(c.gradnorm_alpha, c.gradnorm_lr), None),
+    "famo": lambda c: GradientMethods(gm.famo(c.famo_gamma, c.famo_lr), None),
+    "aligned_mtl": lambda c: GradientMethods(gm.aligned_mtl(), gm.aligned_mtl()),
+}
+
+
+def make_gradient_methods(config: SACConfig) -> GradientMethods:
+    return METHODS[config.gradient_method](config)  # the name was checked by SACConfig
+
+
+def init_method_state(method: gm.GradientMethod | None, num_tasks: int) -> PyTree:
+    return () if method is None else method.init(num_tasks)
+
+
+def take_step(
+    method: gm.GradientMethod | None,
+    loss_fn: Callable[..., tuple[Float[Array, ""], Any]],
+    optimizer: optax.GradientTransformation,
+    params: PyTree,
+    opt_state: optax.OptState,
+    method_state: PyTree,
+    batch: Transition,
+    key: jax.Array,
+    num_tasks: int,
+) -> gm.TaskGradientStep:
+    """A gradient step on the mean loss (method None) or on the method's per-task combination.
+
+    Per-task aux comes back as for the whole batch: per-task scalars averaged (tasks have equal
+    row counts), per-row arrays flattened back to task-major rows.
+    """
+    if method is None:
+        step = gradient_step(loss_fn, optimizer, params, opt_state, batch, key)
+        return gm.TaskGradientStep(
+            step.params, step.opt_state, step.loss, step.aux, step.grad_norm, method_state, {}
+        )
+    step = gm.task_gradient_step(
+        loss_fn, method, optimizer, params, opt_state, method_state, batch, key, num_tasks
+    )
+    merge = lambda x: jnp.mean(x, axis=0) if x.ndim == 1 else x.reshape(-1, *x.shape[2:])
+    return step._replace(aux=jax.tree.map(merge, step.aux))
+
+
 @functools.partial(jax.jit, static_argnames=("spec", "config", "networks"))
 def init(key: jax.Array, spec: EnvSpec, config: SACConfig, networks: SACNetworks) -> SACState:
     """Fresh parameters, target critics equal to the critics, every task's alpha at `initial_alpha`.
@@ -79,6 +145,7 @@ def init(key: jax.Array, spec: EnvSpec, config: SACConfig, networks: SACNetworks
     actor_params, critic_params = init_params(networks, key, spec, config.num_critics)
     log_alphas = jnp.full((spec.num_tasks,), math.log(config.initial_alpha), jnp.float32)
     optimizers = make_optimizers(config)
+    methods = make_gradient_methods(config)
     return SACState(
         actor_params=actor_params,
         critic_params=critic_params,
@@ -88,6 +155,8 @@ def init(key: jax.Array, spec: EnvSpec, config: SACConfig, networks: SACNetworks
         log_alphas=log_alphas,
         alpha_opt_state=optimizers.alpha.init(log_alphas),
         step=jnp.zeros((), jnp.int32),
+        critic_method_state=init_method_state(methods.critic, spec.num_tasks),
+        actor_method_state=init_method_state(methods.actor, spec.num_tasks),
         config=config,
         networks=networks,
         action_size=spec.action_size,
@@ -113,26 +182,32 @@ def act(
 def update(
     state: SACState, batch: Transition, key: jax.Array
 ) -> tuple[SACState, dict[str, Float[Array, ""]]]:
-    """One SAC gradient step (arXiv:1812.05905, Algorithm 1) on a task-balanced batch."""
+    """One SAC gradient step (arXiv:1812.05905, Algorithm 1) on a task-balanced batch.
+
+    With a gradient method other than "mean", the batch must be task-major (`mtrl.replay.sample`).
+    """
     config, networks = state.config, state.networks
     optimizers = make_optimizers(config)
+    methods = make_gradient_methods(config)
     critic_key, actor_key = jax.random.split(key)
 
     critic_fn = functools.partial(
         losses.critic_loss, networks=networks, config=config, actor_params=state.actor_params,
         target_critic_params=state.target_critic_params, log_alphas=state.log_alphas,
     )  # fmt: skip
-    critic = gradient_step(
-        critic_fn, optimizers.critic, state.critic_params, state.critic_opt_state, batch, critic_key
-    )
+    critic = take_step(
+        methods.critic, critic_fn, optimizers.critic, state.critic_params, state.critic_opt_state,
+        state.critic_method_state, batch, critic_key, state.num_tasks,
+    )  # fmt: skip
 
     actor_fn = functools.partial(
         losses.actor_loss, networks=networks, config=config, critic_params=critic.params,
         log_alphas=state.log_alphas,
     )  # fmt: skip
-    actor = gradient_step(
-        actor_fn, optimizers.actor, state.actor_params, state.actor_opt_state, batch, actor_key
-    )
+    actor = take_step(
+        methods.actor, actor_fn, optimizers.actor, state.actor_params, state.actor_opt_state,
+        state.actor_method_state, batch, actor_key, state.num_tasks,
+    )  # fmt: skip
 
     alpha_fn = functools.partial(losses.alpha_loss, target_entropy=state.target_entropy)
     alpha = gradient_step(
@@ -150,6 +225,8 @@ def update(
         log_alphas=alpha.params,
         alpha_opt_state=alpha.opt_state,
         step=state.step + 1,
+        critic_method_state=critic.method_state,
+        actor_method_state=actor.method_state,
     )
     metrics = {
         "train/critic_loss": critic.loss,
@@ -161,5 +238,7 @@ def update(
         "train/entropy": -jnp.mean(actor.aux.log_prob),
         "train/critic_grad_norm": critic.grad_norm,
         "train/actor_grad_norm": actor.grad_norm,
+        **{f"train/critic_{name}": value for name, value in critic.metrics.items()},
+        **{f"train/actor_{name}": value for name, value in actor.metrics.items()},
     }
     return new_state, metrics

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..gradient_methods import GRADIENT_METHODS
+from ..gradient_methods.core import check_positive
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SACConfig:
@@ -36,6 +39,19 @@ class SACConfig:
     """Lower clamp of the policy's log standard deviation."""
     log_std_max: float = 2.0
     """Upper clamp of the policy's log standard deviation."""
+    gradient_method: str = "mean"
+    """How per-task gradients combine: mean (plain MT-SAC, one backward pass), pcgrad, cagrad,
+    aligned_mtl (actor and critic), gradnorm, famo (loss balancing: critic; the actor takes the mean)."""
+    cagrad_c: float = 0.4
+    """CAGrad radius c of ‖d − g0‖ ≤ c‖g0‖ (Liu et al., NeurIPS 2021; 0.4 their default)."""
+    gradnorm_alpha: float = 1.5
+    """GradNorm asymmetry α, 0 equalises gradient norms (Chen et al., ICML 2018: 1.5 on NYUv2)."""
+    gradnorm_lr: float = 0.025
+    """Adam learning rate of GradNorm's task weights (ours: FAMO's logit rate)."""
+    famo_gamma: float = 1e-3
+    """FAMO decay γ of the logits (Liu et al., NeurIPS 2023: 1e-3; their MT10 script 0.01)."""
+    famo_lr: float = 0.025
+    """FAMO learning rate β of the logits (Liu et al., NeurIPS 2023: 0.025)."""
 
     def __post_init__(self) -> None:
         # A list (from JSON, say) would make the config, a static pytree field, unhashable.
@@ -48,3 +64,12 @@ class SACConfig:
             raise ValueError(
                 f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})"
             )
+        if self.gradient_method not in GRADIENT_METHODS:
+            raise ValueError(
+                f"unknown gradient_method {self.gradient_method!r}; valid: {', '.join(GRADIENT_METHODS)}"
+            )
+        check_positive("cagrad_c", self.cagrad_c)
+        check_positive("gradnorm_alpha", self.gradnorm_alpha, allow_zero=True)
+        check_positive("gradnorm_lr", self.gradnorm_lr)
+        check_positive("famo_gamma", self.famo_gamma, allow_zero=True)
+        check_positive("famo_lr", self.famo_lr)
