@@ -6,9 +6,17 @@ the CLI look agents up here and know nothing else about them.
 
 from types import ModuleType
 
-from . import mh_sac, moore_sac, mt_sac
+from . import care_sac, hyper_sac, mh_sac, moore_sac, mt_sac, paco_sac, softmod_sac
 
-AGENTS: dict[str, ModuleType] = {"mt_sac": mt_sac, "mh_sac": mh_sac, "moore_sac": moore_sac}
+AGENTS: dict[str, ModuleType] = {
+    "mt_sac": mt_sac,
+    "mh_sac": mh_sac,
+    "moore_sac": moore_sac,
+    "care_sac": care_sac,
+    "paco_sac": paco_sac,
+    "softmod_sac": softmod_sac,
+    "hyper_sac": hyper_sac,
+}
 
 
 def get_agent(name: str) -> ModuleType:

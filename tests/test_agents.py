@@ -28,6 +28,10 @@ CONFIGS = {
     "mt_sac": SMALL,
     "mh_sac": SMALL,
     "moore_sac": {**SMALL, "num_experts": 2},
+    "care_sac": {**SMALL, "num_encoders": 2, "encoder_sizes": (8, 8), "context_sizes": (8, 8)},
+    "paco_sac": {**SMALL, "num_components": 2},
+    "softmod_sac": {**SMALL, "module_size": 8, "routing_sizes": (8, 8)},
+    "hyper_sac": {**SMALL, "hyper_sizes": (8, 8), "embedding_size": 4},
 }
 
 

@@ -37,7 +37,7 @@ class TrainConfig(Generic[AgentConfig]):
     """One training run: env, agent, loop budget, logging. Every field is a CLI flag."""
 
     agent: AgentConfig
-    """The agent's own config; its type picks the agent (mt_sac, mh_sac, moore_sac)."""
+    """The agent's own config; its type picks the agent (see `mtrl.agents.AGENTS`)."""
     env: EnvConfig = EnvConfig()
     loop: LoopConfig = LoopConfig()
     wandb: WandbConfig = WandbConfig()
@@ -46,7 +46,7 @@ class TrainConfig(Generic[AgentConfig]):
     num_seeds: int = 1
     """Seeds trained together by vmap (pure-JAX envs only)."""
     preset: str = "custom"
-    """Preset to start from: quickstart, mt10-moore, mt50-moore, mt10-mtsac or mt10-mhsac."""
+    """Preset to start from (see `mtrl.app.presets.PRESETS`), e.g. quickstart, mt10-moore, mt10-care."""
     run_dir: Path | None = None
     """Run directory; default runs/<preset>-<agent>-s<seed>-<time>. An existing one is never overwritten."""
 

@@ -2,7 +2,8 @@
 
 Every field stays overridable on the CLI (`mtrl train --preset mt10-moore --agent.num-experts 6`), and scripts
 in `experiments/` import these to build sweeps. Sources: MOORE (Hendawy et al., ICLR 2024) for MOORE on
-MT10/MT50; the Meta-World and CARE papers' MT-SAC / MT-MH-SAC setups (400×3 networks, 128 rows per task).
+MT10/MT50; the Meta-World and CARE papers' MT-SAC / MT-MH-SAC setups (400×3 networks, 128 rows per task);
+CARE, PaCo and Soft Modularization from their papers and released configs (see each agent's docstring).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from mtrl.agents import mh_sac, moore_sac, mt_sac
+from mtrl.agents import care_sac, hyper_sac, mh_sac, moore_sac, mt_sac, paco_sac, softmod_sac
 from mtrl.app.config import EnvConfig, TrainConfig
 from mtrl.training import LoopConfig
 
@@ -83,12 +84,55 @@ def mt10_mhsac() -> TrainConfig:
     )
 
 
+def mt10_care() -> TrainConfig:
+    """CARE on MT10 (Sodhani et al., ICML 2021): 4 encoders, 50-d context, 400×3 networks, batch 1280."""
+    return TrainConfig(
+        preset="mt10-care", env=EnvConfig(name="MT10"), agent=care_sac.Config(), loop=PAPER_LOOP
+    )
+
+
+def mt10_paco() -> TrainConfig:
+    """PaCo on MT10 (Sun et al., NeurIPS 2022): K = 5 parameter sets of 400×3, batch 1280."""
+    return TrainConfig(
+        preset="mt10-paco", env=EnvConfig(name="MT10"), agent=paco_sac.Config(), loop=PAPER_LOOP
+    )
+
+
+def mt10_softmod() -> TrainConfig:
+    """Soft Modularization on MT10 (Yang et al., NeurIPS 2020): 2 layers × 2 modules of 256, batch 1280."""
+    return TrainConfig(
+        preset="mt10-softmod", env=EnvConfig(name="MT10"), agent=softmod_sac.Config(), loop=PAPER_LOOP
+    )
+
+
+def mt50_softmod() -> TrainConfig:
+    """Soft Modularization on MT50: 4 layers × 4 modules of 128, batch 128 per task, replay 1e5 per task."""
+    return TrainConfig(
+        preset="mt50-softmod",
+        env=EnvConfig(name="MT50"),
+        agent=softmod_sac.Config(num_layers=4, num_modules=4, module_size=128),
+        loop=dataclasses.replace(PAPER_LOOP, replay_per_task=100_000),
+    )
+
+
+def mt10_hyper() -> TrainConfig:
+    """Task-conditioned hypernetwork SAC on MT10: 256×2 main networks generated per task (our defaults)."""
+    return TrainConfig(
+        preset="mt10-hyper", env=EnvConfig(name="MT10"), agent=hyper_sac.Config(), loop=PAPER_LOOP
+    )
+
+
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "quickstart": quickstart,
     "mt10-moore": mt10_moore,
     "mt50-moore": mt50_moore,
     "mt10-mtsac": mt10_mtsac,
     "mt10-mhsac": mt10_mhsac,
+    "mt10-care": mt10_care,
+    "mt10-paco": mt10_paco,
+    "mt10-softmod": mt10_softmod,
+    "mt50-softmod": mt50_softmod,
+    "mt10-hyper": mt10_hyper,
 }
 
 
