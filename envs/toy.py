@@ -85,7 +85,7 @@ class PointMass:
         )
         obs = self._observe(state.pos)
         zeros = jnp.zeros(n, bool)
-        step = TimeStep(obs, jnp.zeros(n), zeros, zeros, zeros, self.task_id, obs)
+        step = TimeStep(obs, jnp.zeros(n), zeros, zeros, zeros, self.task_id, obs, zeros)
         return state, step
 
     def step(self, state: PointMassState, action: jax.Array) -> tuple[PointMassState, TimeStep]:
@@ -111,7 +111,8 @@ class PointMass:
         )
         obs = jnp.where(truncated[:, None], self._observe(state.pos), final_obs)
         terminated = jnp.zeros_like(truncated)
-        return state, TimeStep(obs, reward, terminated, truncated, success, self.task_id, final_obs)
+        stable = jnp.zeros_like(terminated)
+        return state, TimeStep(obs, reward, terminated, truncated, success, self.task_id, final_obs, stable)
 
     def _next_goals(self, key: jax.Array, episodes: jax.Array) -> jax.Array:
         return next_goal_indices(

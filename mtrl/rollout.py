@@ -17,17 +17,20 @@ from mtrl.types import Agent, Env, PyTree, TimeStep, Transition
 
 @struct.dataclass
 class EpisodeStats:
-    """Running per-env episode return and success flag, and totals over the episodes that ended."""
+    """Running per-env episode return and success flag, totals over the episodes that ended, and per-env
+    counts of steps on which the simulator went unstable (and reset itself)."""
 
     running_return: jax.Array
     running_success: jax.Array
     episodes: jax.Array
     successes: jax.Array
     returns: jax.Array
+    unstable_steps: jax.Array
 
     @classmethod
     def zeros(cls, num_envs: int) -> EpisodeStats:
-        return cls(jnp.zeros(num_envs), jnp.zeros(num_envs, bool), *jnp.zeros((3,)))
+        unstable = jnp.zeros(num_envs, jnp.int32)
+        return cls(jnp.zeros(num_envs), jnp.zeros(num_envs, bool), *jnp.zeros((3,)), unstable)
 
     def record(self, step: TimeStep) -> EpisodeStats:
         ended = step.terminated | step.truncated
@@ -39,12 +42,14 @@ class EpisodeStats:
             episodes=self.episodes + ended.sum(),
             successes=self.successes + (ended & success).sum(),
             returns=self.returns + jnp.where(ended, ret, 0.0).sum(),
+            unstable_steps=self.unstable_steps + step.unstable,
         )
 
     def clear_totals(self) -> EpisodeStats:
         """Start new totals; episodes still running keep their return and success so far."""
         zero = jnp.zeros_like(self.episodes)
-        return self.replace(episodes=zero, successes=zero, returns=zero)
+        unstable = jnp.zeros_like(self.unstable_steps)
+        return self.replace(episodes=zero, successes=zero, returns=zero, unstable_steps=unstable)
 
 
 @struct.dataclass

@@ -215,7 +215,7 @@ def train(
         final = i == iterations
         if i % log_every == 0 or final:
             now = time.perf_counter()
-            metrics = _train_metrics(state, update_metrics)
+            metrics = _train_metrics(state, update_metrics, spec)
             metrics["env/steps_per_task"] = step
             metrics["env/steps_per_second"] = (
                 (step - last_log_step) * spec.num_tasks / max(now - last_log_time, 1e-9)
@@ -268,11 +268,25 @@ def _every(steps_per_task: int, steps_per_iteration: int) -> int:
     return max(1, round(steps_per_task / steps_per_iteration)) if steps_per_task > 0 else 0
 
 
-def _train_metrics(state: rollout.TrainState, update_metrics: dict[str, Any]) -> dict[str, float]:
+def _train_metrics(
+    state: rollout.TrainState, update_metrics: dict[str, Any], spec: EnvSpec
+) -> dict[str, float]:
+    """Losses averaged over the iteration; success, return and simulator instabilities since the last log.
+
+    `env/unstable_steps` counts env steps on which MuJoCo found the simulation unstable and reset it
+    (never fatal: the env goes on, as metaworld's does); tasks where that happened get their own count.
+    """
     stats = jax.device_get(state.stats)
     episodes = float(np.sum(stats.episodes))
     metrics = {k: float(np.mean(v)) for k, v in jax.device_get(update_metrics).items()}
     if episodes:
         metrics["train/success"] = float(np.sum(stats.successes)) / episodes
         metrics["train/episode_return"] = float(np.sum(stats.returns)) / episodes
+    unstable = (
+        np.asarray(stats.unstable_steps).reshape(-1, spec.num_tasks, spec.envs_per_task).sum(axis=(0, 2))
+    )
+    metrics["env/unstable_steps"] = float(unstable.sum())
+    for task, count in zip(spec.task_names, unstable, strict=True):
+        if count:
+            metrics[f"env/{task}/unstable_steps"] = float(count)
     return metrics

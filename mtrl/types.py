@@ -66,6 +66,8 @@ class TimeStep:
     success: Bool[Array, " envs"]
     task_id: Int[Array, " envs"]
     final_obs: Float[Array, "envs obs"]
+    unstable: Bool[Array, " envs"]
+    """The simulator went unstable during this step and reset itself (Meta-World; False in JAX envs)."""
 
 
 @struct.dataclass

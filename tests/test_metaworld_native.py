@@ -148,3 +148,37 @@ def test_a_task_without_port_is_named_with_the_ported_ones():
     with pytest.raises(ValueError, match="no native port; ported tasks: ") as error:
         get_port("juggle-v3")
     assert "\n" not in str(error.value)
+
+
+def test_an_unstable_env_is_handled_as_metaworld_does_and_leaves_the_others_alone():
+    """Blow up one env's velocities mid-episode: MuJoCo resets that simulation (metaworld 3.1.1 steps on
+    from there, its own instability flag is never set); both backends flag the step `unstable` in that row
+    only, agree with each other on it, and every other env steps exactly as it would have."""
+    actions = random_actions(30, 10, seed=4)
+    blown = 3  # door-open
+    runs = {}
+    for name, backend, corrupt in [("official", "official", True), ("native", "native", True),
+                                   ("clean", "native", False)]:  # fmt: skip
+        env = make_metaworld("MT10", seed=1, backend=backend)
+        state, _ = env.reset(jax.random.key(0))
+        step = jax.jit(env.step)
+        for action in actions[:10]:
+            state, _ = step(state, jnp.asarray(action))
+        if corrupt:
+            env.host.envs[blown].data.qvel[:] = 1e300
+        runs[name] = []
+        for action in actions[10:]:
+            state, timestep = step(state, jnp.asarray(action))
+            runs[name].append(jax.device_get(timestep))
+    stacked = {name: jax.tree.map(lambda *xs: np.stack(xs), *steps) for name, steps in runs.items()}
+    official, native, clean = (stacked[n].unstable for n in ("official", "native", "clean"))
+    expected = np.zeros_like(official)
+    expected[0, blown] = True
+    np.testing.assert_array_equal(official, expected)
+    np.testing.assert_array_equal(native, expected)
+    assert not clean.any()
+    for field in ("obs", "reward", "success"):
+        got = {name: getattr(steps, field) for name, steps in stacked.items()}
+        np.testing.assert_allclose(got["native"], got["official"], atol=1e-5)  # the blown env too
+        others = np.arange(10) != blown
+        np.testing.assert_array_equal(got["native"][:, others], got["clean"][:, others])

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from mtrl.agents import moore_sac, mt_sac
 
-from mtrl import checkpoint, evaluation, training
+from mtrl import checkpoint, evaluation, rollout, training
 from mtrl.app import wiring
 from mtrl.app.config import EnvConfig, TrainConfig
 from mtrl.app.policy import load_policy
 from mtrl.app.run import train as train_run
 from mtrl.logger import WandbConfig, read_metrics
+from mtrl.types import TimeStep
 
 TOY = EnvConfig(name="toy", envs_per_task=8, toy_num_tasks=4)
 SHORT = training.LoopConfig(
@@ -129,3 +130,21 @@ def test_evaluation_counts_every_goal_once():
     assert set(metrics) == {"eval/success"} | {f"eval/{t}/success" for t in eval_env.spec.task_names}
     with pytest.raises(ValueError, match="multiple"):
         evaluation.episodes_per_env(eval_env.spec, 15)
+
+
+def test_unstable_steps_are_counted_per_env_and_cleared_with_the_totals():
+    stats = rollout.EpisodeStats.zeros(3)
+    no = np.zeros(3, bool)
+    for unstable in ([True, False, False], [True, False, True]):
+        step = TimeStep(
+            np.zeros((3, 2)), np.zeros(3), no, no, no, np.arange(3), np.zeros((3, 2)), np.array(unstable)
+        )
+        stats = stats.record(step)
+    np.testing.assert_array_equal(stats.unstable_steps, [2, 0, 1])
+    np.testing.assert_array_equal(stats.clear_totals().unstable_steps, [0, 0, 0])
+
+
+def test_training_logs_instabilities_and_a_toy_env_has_none():
+    _, _, logged = run_loop(toy_config(mt_sac.Config(hidden_sizes=(16,))), jax.random.key(0))
+    train_lines = [m for _, m in logged if "train/success" in m or "env/steps_per_second" in m]
+    assert train_lines and all(m["env/unstable_steps"] == 0 for m in train_lines)

@@ -51,11 +51,12 @@ class OfficialState:
 # microseconds (~70 us per input, ~20 us per output; jax 0.10.2 on a 2-core CPU). Integers below
 # 2**24 (step counts, goal indices) and 0/1 flags are exact in float32.
 REQUEST_SIZE = ACTION_SIZE + 3  # action, steps so far, done, goal index for the next episode
-REPLY_SIZE = 2 * OBS_SIZE + 2  # final_obs, obs, reward, success
+REPLY_SIZE = 2 * OBS_SIZE + 3  # final_obs, obs, reward, success, unstable
 _FINAL_OBS = slice(0, OBS_SIZE)
 _OBS = slice(OBS_SIZE, 2 * OBS_SIZE)
 _REWARD = 2 * OBS_SIZE
 _SUCCESS = 2 * OBS_SIZE + 1
+_UNSTABLE = 2 * OBS_SIZE + 2
 
 
 def pack_request(
@@ -69,10 +70,10 @@ def pack_request(
     return jnp.concatenate([action, *columns], axis=1, dtype=jnp.float32)
 
 
-def unpack_reply(reply: Float[Array, "envs reply"]) -> tuple[Array, Array, Array, Array]:
-    """Split the host reply into (final_obs, obs, reward, success)."""
-    success = reply[:, _SUCCESS] > 0.5
-    return reply[:, _FINAL_OBS], reply[:, _OBS], reply[:, _REWARD], success
+def unpack_reply(reply: Float[Array, "envs reply"]) -> tuple[Array, Array, Array, Array, Array]:
+    """Split the host reply into (final_obs, obs, reward, success, unstable)."""
+    success, unstable = reply[:, _SUCCESS] > 0.5, reply[:, _UNSTABLE] > 0.5
+    return reply[:, _FINAL_OBS], reply[:, _OBS], reply[:, _REWARD], success, unstable
 
 
 class HostEnvs:
@@ -103,9 +104,9 @@ class HostEnvs:
 
         `request` and the returned reply are packed as laid out in `pack_request` and
         `unpack_reply`. `final_obs` is what the step observed; `obs` is the same except where
-        `done`, where it is the first obs of the next episode. A step that metaworld answers with
-        its last stable obs (after a simulation exception: reward 0, no success) is passed
-        through as metaworld returns it, in that env's row only.
+        `done`, where it is the first obs of the next episode. A step during which MuJoCo found the
+        simulation unstable and reset it is passed through as metaworld returns it, in that env's
+        row only, and flagged `unstable`.
         """
         request = np.asarray(request)
         action = request[:, :ACTION_SIZE]
@@ -113,11 +114,13 @@ class HostEnvs:
         self._check_in_sync(steps)
         reply = np.empty((len(self.envs), REPLY_SIZE), np.float32)
         for i, env in enumerate(self.envs):
+            resets = snapshot.unstable_resets(env.data)
             obs, reward, _, _, info = env.step(action[i])
             reply[i, _FINAL_OBS] = obs
             reply[i, _OBS] = obs
             reply[i, _REWARD] = reward
             reply[i, _SUCCESS] = bool(info["success"])
+            reply[i, _UNSTABLE] = snapshot.unstable_resets(env.data) > resets
         for i in np.flatnonzero(done):
             reply[i, _OBS] = self._reset_one(i, goal_index[i])
         return reply
@@ -180,7 +183,7 @@ class OfficialEnv:
         state = OfficialState(jnp.zeros(n, jnp.int32), goal_index, episodes, key)
         zeros = jnp.zeros(n, bool)
         task_id = jnp.asarray(self.bookkeeping.task_id)
-        step = TimeStep(obs, jnp.zeros(n, jnp.float32), zeros, zeros, zeros, task_id, obs)
+        step = TimeStep(obs, jnp.zeros(n, jnp.float32), zeros, zeros, zeros, task_id, obs, zeros)
         return state, step
 
     def step(self, state: OfficialState, action: Float[Array, "envs act"]) -> tuple[OfficialState, TimeStep]:
@@ -193,12 +196,12 @@ class OfficialEnv:
         request = pack_request(action, state.steps, truncated, goal_index)
         reply_shape = jax.ShapeDtypeStruct((n, REPLY_SIZE), jnp.float32)
         reply = io_callback(self.host.step, reply_shape, request, ordered=True)
-        final_obs, obs, reward, success = unpack_reply(reply)
+        final_obs, obs, reward, success, unstable = unpack_reply(reply)
         state = OfficialState(jnp.where(truncated, 0, steps), goal_index, episodes, key)
         terminated = jnp.zeros(n, bool)
         final_obs, obs = self.bookkeeping.observe(final_obs), self.bookkeeping.observe(obs)
         task_id = jnp.asarray(self.bookkeeping.task_id)
-        step = TimeStep(obs, reward, terminated, truncated, success, task_id, final_obs)
+        step = TimeStep(obs, reward, terminated, truncated, success, task_id, final_obs, unstable)
         return state, step
 
     def host_state(self) -> dict:

@@ -14,6 +14,21 @@ import mujoco
 import numpy as np
 
 INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION
+# MuJoCo's instability warnings: each time one fires, MuJoCo resets the simulation and counts it.
+UNSTABLE = [int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+                             mujoco.mjtWarning.mjWARN_BADQACC)]  # fmt: skip
+
+
+def unstable_resets(data) -> int:
+    """How often MuJoCo has reset this simulation for NaN/huge positions, velocities or accelerations.
+
+    metaworld 3.1.1 declares an instability flag (`_did_see_sim_exception`) that nothing sets: MuJoCo does
+    not raise, it resets the data and counts a warning, and the env steps on from there. The count goes
+    back to zero at every env reset (`mj_resetData`).
+    """
+    return int(data.warning.number[UNSTABLE].sum())
+
+
 # Model fields that metaworld's resets move to place objects and goals (e.g. a drawer's body_pos).
 MODEL_FIELDS = ("body_pos", "body_quat", "site_pos", "site_quat", "geom_pos", "geom_quat")
 
@@ -29,7 +44,8 @@ def snapshot(env) -> dict[str, np.ndarray]:
             attributes[name] = value.copy()
         elif isinstance(value, (bool, int, float, np.number, np.bool_)):
             attributes[name] = np.asarray(value)
-    return {"physics": physics, "model": model, "attributes": attributes}
+    warnings = env.data.warning.number.copy()
+    return {"physics": physics, "model": model, "attributes": attributes, "warnings": warnings}
 
 
 def restore(env, saved: dict[str, np.ndarray]) -> None:
@@ -49,6 +65,8 @@ def restore(env, saved: dict[str, np.ndarray]) -> None:
             setattr(env, name, value.copy() if value.ndim else value.item())
     for name in MODEL_FIELDS:
         getattr(env.model, name)[...] = saved["model"][name]
+    for i, number in enumerate(np.asarray(saved["warnings"])):
+        env.data.warning[i].number = int(number)
     physics = np.asarray(saved["physics"], np.float64)
     mujoco.mj_setState(env.model, env.data, physics, INTEGRATION)
     mujoco.mj_forward(env.model, env.data)  # derived quantities (positions, contacts) as the step left them

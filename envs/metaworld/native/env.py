@@ -90,9 +90,8 @@ class NativeEnv:
         state = NativeState(jnp.zeros(n, jnp.int32), goal_index, episodes, key, obs[:, :FRAME_SIZE], consts)
         zeros = jnp.zeros(n, bool)
         obs = self.bookkeeping.observe(obs)
-        step = TimeStep(
-            obs, jnp.zeros(n, jnp.float32), zeros, zeros, zeros, jnp.asarray(self.bookkeeping.task_id), obs
-        )
+        task_id = jnp.asarray(self.bookkeeping.task_id)
+        step = TimeStep(obs, jnp.zeros(n, jnp.float32), zeros, zeros, zeros, task_id, obs, zeros)
         return state, step
 
     def step(self, state: NativeState, action: Float[Array, "envs act"]) -> tuple[NativeState, TimeStep]:
@@ -119,9 +118,10 @@ class NativeEnv:
             consts=jnp.where(done, reset_consts, consts),
         )
         terminated = jnp.zeros(n, bool)
+        unstable = reply[:, self.layout.unstable_column] > 0.5
         step = TimeStep(
             self.bookkeeping.observe(obs), reward, terminated, truncated, success,
-            jnp.asarray(self.bookkeeping.task_id), self.bookkeeping.observe(final_obs),
+            jnp.asarray(self.bookkeeping.task_id), self.bookkeeping.observe(final_obs), unstable,
         )  # fmt: skip
         return state, step
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import snapshot
 from ..benchmarks import ACTION_SIZE, EPISODE_LENGTH, OBS_SIZE, BenchmarkTasks
-from .layout import HOST_COLUMNS, ReplyLayout, TaskLayout
+from .layout import MOCAP_COLUMNS, ReplyLayout, TaskLayout
 from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
 
 REQUEST_SIZE = ACTION_SIZE + 3  # action, steps so far, done, goal index for the next episode
@@ -77,7 +77,7 @@ class _Slot:
             ]
         )
         self.width = max(stop for _, stop in layout.reads.values())
-        self.outputs = np.zeros(self.width + HOST_COLUMNS, np.int64)
+        self.outputs = np.zeros(self.width + MOCAP_COLUMNS, np.int64)
         self.touching = []  # (column, (object geom, left pad geom, right pad geom))
         for name, read in reads.items():
             start, stop = layout.reads[name]
@@ -88,12 +88,14 @@ class _Slot:
                 self.outputs[start:stop] = offset[field] + read.indices(self.model)
         self.outputs[self.width :] = offset["mocap_pos"] + np.arange(3)  # read back, as metaworld does
 
-    def step(self, inputs: np.ndarray, row: np.ndarray) -> None:
+    def step(self, inputs: np.ndarray, row: np.ndarray, unstable_column: int) -> None:
         """Write the step's inputs, advance MuJoCo as metaworld does, and copy the reads into `row`."""
+        resets = snapshot.unstable_resets(self.data)
         self.raw.put(self.inputs, inputs)
         mujoco.mj_step(self.model, self.data, nstep=self.nstep)
         mujoco.mj_forward(self.model, self.data)
         self.raw.take(self.outputs, out=row[: len(self.outputs)])
+        row[unstable_column] = snapshot.unstable_resets(self.data) > resets
         for column, geoms in self.touching:
             row[column] = touching_object(self.data, *geoms)
 
@@ -146,7 +148,7 @@ class NativeHost:
         self._mocap_quat = np.tile(
             MOCAP_QUAT, (n, 1)
         )  # constant, but MuJoCo's reset of unstable data clears it
-        self._mocap_columns = np.stack([slot.width + np.arange(HOST_COLUMNS) for slot in self.slots])
+        self._mocap_columns = np.stack([slot.width + np.arange(MOCAP_COLUMNS) for slot in self.slots])
         self.steps = np.zeros(n, np.int64)
         self.threads = min(threads or default_threads(), n)
         self._chunks = [np.arange(i, n, self.threads) for i in range(self.threads)]
@@ -186,9 +188,9 @@ class NativeHost:
         return reply.astype(np.float32)
 
     def _physics(self, envs: np.ndarray, inputs: np.ndarray, reply: np.ndarray) -> None:
-        slots = self.slots
+        slots, unstable_column = self.slots, self.layout.unstable_column
         for i in envs:
-            slots[i].step(inputs[i], reply[i])
+            slots[i].step(inputs[i], reply[i], unstable_column)
 
     def _reset_one(self, i: int, goal: int, row: np.ndarray) -> None:
         env = self.envs[i]

@@ -1,8 +1,8 @@
 """Where each value sits in the one float32 array the native host returns per vector step.
 
-Row i belongs to env i. Columns: the task's reads (grouped by MjData field) from 0, then 3 host-only
-columns (the mocap position the host reads back), the
-reset observation (39) at `obs_start`, and the task's constants at `consts_start`. Tasks have different
+Row i belongs to env i. Columns: the task's reads (grouped by MjData field) from 0, then the host's own
+columns (the mocap position it reads back, and the unstable flag at `unstable_column`), the reset
+observation (39) at `obs_start`, and the task's constants at `consts_start`. Tasks have different
 read and constant widths, so each region is as wide as the widest task; unused columns are zero.
 """
 
@@ -14,7 +14,8 @@ import functools
 from ..benchmarks import OBS_SIZE
 from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
 
-HOST_COLUMNS = 3  # after each env's reads: its mocap position, read back by the host (not used in JAX)
+MOCAP_COLUMNS = 3  # after each env's reads: its mocap position, read back by the host (not used in JAX)
+HOST_COLUMNS = MOCAP_COLUMNS + 1  # then whether MuJoCo reset an unstable simulation during the step
 
 
 def _offsets(widths: dict[str, int]) -> dict[str, tuple[int, int]]:
@@ -59,6 +60,11 @@ class ReplyLayout:
     @functools.cached_property
     def reads_width(self) -> int:
         return max(task.reads_width for task in self.tasks)
+
+    @functools.cached_property
+    def unstable_column(self) -> int:
+        """The unstable flag's column: after the widest task's reads (the host writes it per row there)."""
+        return self.reads_width + MOCAP_COLUMNS
 
     @functools.cached_property
     def obs_start(self) -> int:
