@@ -85,3 +85,17 @@ def test_resumed_log_is_cut_back_to_the_checkpoint(tmp_path):
     resumed.log(20, {"a": 2.0})
     resumed.close()
     assert read_metrics(tmp_path) == [{"step": 10, "a": 1.0}, {"step": 20, "a": 2.0}]
+
+
+def test_resumed_logger_continues_the_same_wandb_run(tmp_path):
+    first = RunLogger(tmp_path, {}, WandbConfig(mode="offline"), name="resume")
+    first.log(1, {"a": 1.0})
+    position = first.position
+    first.close()
+    run_id = (tmp_path / "wandb_run_id").read_text()
+    resumed = RunLogger(tmp_path, {}, WandbConfig(mode="offline"), name="resume", resume_at=position)
+    assert resumed._wandb.id == run_id
+    resumed.log(2, {"a": 2.0})
+    resumed.close()
+    assert (tmp_path / "wandb_run_id").read_text() == run_id
+    assert read_metrics(tmp_path) == [{"step": 1, "a": 1.0}, {"step": 2, "a": 2.0}]
