@@ -13,6 +13,7 @@ written from the task names.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import json
 import os
@@ -111,6 +112,23 @@ def default_cache_dir() -> Path:
     return Path(root) / "task_embeddings"
 
 
+_run_directory: contextvars.ContextVar[Path | None] = contextvars.ContextVar("run_directory", default=None)
+
+
+@contextlib.contextmanager
+def cached_in_run(run_dir: Path):
+    """Within this block, text embeddings are read from (and first copied into) `run_dir/task_embeddings`.
+
+    A run directory then carries the exact embeddings it trained with: resuming, evaluating or loading
+    its policy elsewhere needs neither the encoder nor the user cache.
+    """
+    token = _run_directory.set(Path(run_dir) / "task_embeddings")
+    try:
+        yield
+    finally:
+        _run_directory.reset(token)
+
+
 def text_embeddings(
     task_names: Sequence[str],
     *,
@@ -122,18 +140,30 @@ def text_embeddings(
 
     Each task's vector is stored as `<cache_dir>/<encoder_name>/<task name>.npy`; only missing ones
     are encoded (with `encoder`, default: the packaged MiniLM of `minilm_encoder`), so a machine
-    without the encoder trains from a cache filled elsewhere.
+    without the encoder trains from a cache filled elsewhere. Inside `cached_in_run`, the run's own copy
+    comes first and is filled from the cache.
     """
+    run_copy = _run_directory.get() if cache_dir is None else None
     directory = (cache_dir or default_cache_dir()) / encoder_name
+    if run_copy is not None and not all((run_copy / encoder_name / f"{n}.npy").exists() for n in task_names):
+        table = text_embeddings(
+            task_names, encoder_name=encoder_name, encoder=encoder, cache_dir=directory.parent
+        )
+        _save(run_copy / encoder_name, task_names, table)
+    if run_copy is not None:
+        directory = run_copy / encoder_name
     paths = [directory / f"{name}.npy" for name in task_names]
     missing = [name for name, path in zip(task_names, paths, strict=True) if not path.exists()]
     if missing:
         encode = encoder if encoder is not None else minilm_encoder()
-        vectors = np.asarray(encode([describe(name) for name in missing]), np.float32)
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, vector in zip(missing, vectors, strict=True):
-            np.save(directory / f"{name}.npy", vector)
+        _save(directory, missing, np.asarray(encode([describe(name) for name in missing]), np.float32))
     return np.stack([np.load(path) for path in paths]).astype(np.float32)
+
+
+def _save(directory: Path, task_names: Sequence[str], vectors: np.ndarray) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, vector in zip(task_names, vectors, strict=True):
+        np.save(directory / f"{name}.npy", vector)
 
 
 def minilm_encoder() -> Encoder:

@@ -1,6 +1,7 @@
 """The training loop end to end on the toy env: learning, vmapped seeds, checkpoint round trip, evaluation."""
 
 import dataclasses
+import shutil
 
 import jax
 import numpy as np
@@ -148,3 +149,24 @@ def test_training_logs_instabilities_and_a_toy_env_has_none():
     _, _, logged = run_loop(toy_config(mt_sac.Config(hidden_sizes=(16,))), jax.random.key(0))
     train_lines = [m for _, m in logged if "train/success" in m or "env/steps_per_second" in m]
     assert train_lines and all(m["env/unstable_steps"] == 0 for m in train_lines)
+
+
+def test_text_task_embeddings_travel_with_the_run_directory(tmp_path, monkeypatch):
+    from mtrl.agents import care_sac, task_encoders
+
+    monkeypatch.setenv("MTRL_CACHE_DIR", str(tmp_path / "user-cache"))
+    names = tuple(f"point-goal-{t}" for t in range(TOY.toy_num_tasks))
+    vectors = np.random.default_rng(0).normal(size=(len(names), 5)).astype(np.float32)  # not MiniLM's 384
+    task_encoders.text_embeddings(names, encoder=lambda texts: vectors)  # fills the user cache
+    agent = care_sac.Config(hidden_sizes=(16,), num_encoders=2, encoder_sizes=(8,), context_sizes=(8,),
+                            task_embedding="text")  # fmt: skip
+    # warm-up only (no update program to compile): the point is where the embeddings live
+    config = toy_config(agent, dataclasses.replace(SHORT, steps_per_task=400), run_dir=tmp_path / "run")
+    run_dir = train_run(config).run_dir
+    copied = task_encoders.text_embeddings(names, cache_dir=run_dir / "task_embeddings")
+    np.testing.assert_array_equal(copied, vectors)
+    obs = np.zeros((len(names), 2 + len(names)), np.float32)
+    obs[:, 2:] = np.eye(len(names))
+    before = load_policy(run_dir)(obs)
+    shutil.rmtree(tmp_path / "user-cache")  # elsewhere: no user cache; the run's own copy is used
+    np.testing.assert_array_equal(load_policy(run_dir)(obs), before)

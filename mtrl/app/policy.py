@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtrl import checkpoint
-from mtrl.agents import get_agent
+from mtrl.agents import get_agent, task_encoders
 from mtrl.app.config import load_run_config
 from mtrl.app.wiring import agent_template
 from mtrl.types import EnvSpec, PyTree
@@ -53,7 +53,8 @@ def load_policy(run_dir: str | Path, *, step: int | None = None, seed_index: int
     config = load_run_config(run_dir)
     spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
     module = get_agent(config.agent_name)
-    state = checkpoint.restore(run_dir, agent_template(config, spec), step)
+    with task_encoders.cached_in_run(run_dir):  # a text-embedding agent reads the run's own copy
+        state = checkpoint.restore(run_dir, agent_template(config, spec), step)
     if config.num_seeds > 1:
         state = jax.tree.map(lambda x: x[seed_index], state)
     key = jax.random.key(0)

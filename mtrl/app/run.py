@@ -17,6 +17,7 @@ import numpy as np
 from rich.console import Console
 
 from mtrl import checkpoint, evaluation, plots, resources, training
+from mtrl.agents import task_encoders
 from mtrl.app import wiring
 from mtrl.app.config import TrainConfig, load_run_config, to_json
 from mtrl.app.progress import TrainingProgress, markdown_table, success_table
@@ -46,7 +47,8 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     _write_json(run_dir / "spec.json", train_env.spec.to_dict())
     _write_json(run_dir / "versions.json", package_versions())
     console.print(f"run directory: {run_dir}")
-    return _run(config, run_dir, train_env, eval_env, console)
+    with task_encoders.cached_in_run(run_dir):  # text task embeddings travel with the run
+        return _run(config, run_dir, train_env, eval_env, console)
 
 
 def resume(run_dir: Path, config: TrainConfig | None = None, console: Console | None = None) -> RunResult:
@@ -57,6 +59,11 @@ def resume(run_dir: Path, config: TrainConfig | None = None, console: Console | 
     """
     console = console or Console()
     run_dir = Path(run_dir)
+    with task_encoders.cached_in_run(run_dir):
+        return _resume(run_dir, config, console)
+
+
+def _resume(run_dir: Path, config: TrainConfig | None, console: Console) -> RunResult:
     stored = load_run_config(run_dir)
     config = dataclasses.replace(config or stored, run_dir=run_dir)
     check_resumable(stored, config)
@@ -185,6 +192,11 @@ def evaluate_run(run_dir: Path, console: Console | None = None) -> RunResult:
     """Re-evaluate the newest checkpoint of `run_dir` on every goal of every task."""
     console = console or Console()
     run_dir = Path(run_dir)
+    with task_encoders.cached_in_run(run_dir):
+        return _evaluate_run(run_dir, console)
+
+
+def _evaluate_run(run_dir: Path, console: Console) -> RunResult:
     config = load_run_config(run_dir)
     wiring.check_compatible(config)
     eval_env = wiring.make_eval_env(config)
