@@ -12,6 +12,15 @@ Each pˡ (l < L) is n×n, a softmax over the source modules i for every target m
 the last layer's n modules into the output. The conditioning on all earlier routings and the extra
 routing MLP follow the authors' code. MT10 defaults (the authors' MT10 config): L = 2, n = 2, modules
 of 256, f = MLP 400-400, routing MLP 256-256; MT50: L = 4, n = 4, modules of 128.
+
+Multi-task optimisation: each task's actor and critic losses are re-weighted by its SAC temperature,
+w_i = T · softmax(−log α)_i ∝ 1/α_i (mean weight 1; equal temperatures give the plain mean). A task
+whose temperature has fallen (its policy is already confident) gets more weight, a task still
+exploring with a large α less. The paper writes softmax(−α); the authors' released code
+(`MTSAC.update`, `temp_reweight=True`) takes the softmax of −log α and scales it by T, as does the
+PaCo authors' re-implementation: we follow the code, which produced the published numbers. The
+temperature loss itself is not re-weighted (nor in their code). Runs through the SAC core's
+`TaskWeighting` hook, so `update` stays `sac.update`.
 """
 
 from __future__ import annotations
@@ -27,7 +36,9 @@ from mtrl.networks import MLP
 from mtrl.types import EnvSpec
 
 from . import sac
+from .gradient_methods.core import entropy
 from .sac import SACConfig, SACNetworks, SACState
+from .sac.agent import TaskWeighting
 
 State = SACState
 
@@ -46,6 +57,9 @@ class Config(SACConfig):
     """Width of every module (paper: 256 on MT10, 128 on MT50)."""
     routing_sizes: tuple[int, ...] = (256, 256)
     """Routing MLP on f(s) ⊙ h(z_T); its last width is the routing embedding size."""
+    reweight_by_temperature: bool = True
+    """Weigh each task's actor and critic losses by T · softmax(−log α) (the paper's multi-task
+    optimisation, on in the authors' runs); False: the plain mean, and any gradient_method."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -53,6 +67,29 @@ class Config(SACConfig):
         check_sizes(self.num_layers, self.num_modules, self.module_size)
         if not self.routing_sizes or min(self.routing_sizes) < 1:
             raise ValueError(f"routing_sizes must be non-empty positive widths, got {self.routing_sizes}")
+
+    def task_weighting(self) -> TaskWeighting | None:
+        """Temperature re-weighting of the actor and critic losses; None when switched off."""
+        if not self.reweight_by_temperature:
+            return None
+        return TaskWeighting(weigh=temperature_weights, weigh_alpha=False, finish=report_weights)
+
+
+def temperature_weights(
+    task_losses: Float[Array, " tasks"], log_alphas: Float[Array, " tasks"]
+) -> Float[Array, " tasks"]:
+    """w = T · softmax(−log α): weights ∝ 1/α_i, averaging 1 over the tasks."""
+    del task_losses
+    return log_alphas.shape[0] * jax.nn.softmax(-log_alphas)
+
+
+def report_weights(state: State, task_losses, task_weights, key) -> tuple[State, dict[str, jax.Array]]:
+    """Nothing to change after the step; log how far the weights are from uniform (entropy log T)."""
+    del task_losses, key
+    return state, {
+        "train/softmod_weight_entropy": entropy(task_weights),
+        "train/softmod_weight_max": jnp.max(task_weights),
+    }
 
 
 def check_sizes(num_layers: int, num_modules: int, module_size: int) -> None:

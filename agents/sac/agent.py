@@ -100,6 +100,21 @@ METHODS: dict[str, Callable[[SACConfig], GradientMethods]] = {
 }
 
 
+class TaskWeighting(NamedTuple):
+    """How an agent re-weights its tasks' losses inside the SAC update (PaCo, Soft Modularization).
+
+    `weigh(task_losses, log_alphas) -> task weights` runs inside the critic's forward pass on its
+    per-task losses (held fixed); the actor's loss takes the same weights, the temperatures' too
+    when `weigh_alpha`. `finish(state, task_losses, task_weights, key) -> (state, metrics)` then
+    completes the step (PaCo resets the compositions of the tasks it masked). An agent's config
+    returns one from `task_weighting()`; None (the default) is the plain mean.
+    """
+
+    weigh: Callable[[Float[Array, " tasks"], Float[Array, " tasks"]], Float[Array, " tasks"]]
+    weigh_alpha: bool
+    finish: Callable[..., tuple[SACState, dict[str, Float[Array, ""]]]]
+
+
 def make_gradient_methods(config: SACConfig) -> GradientMethods:
     return METHODS[config.gradient_method](config)  # the name was checked by SACConfig
 
@@ -185,31 +200,38 @@ def update(
     """One SAC gradient step (arXiv:1812.05905, Algorithm 1) on a task-balanced batch.
 
     With a gradient method other than "mean", the batch must be task-major (`mtrl.replay.sample`).
+    A config whose `task_weighting()` is not None re-weights the tasks' losses (`TaskWeighting`).
     """
     config, networks = state.config, state.networks
     optimizers = make_optimizers(config)
     methods = make_gradient_methods(config)
+    weighting = config.task_weighting()
     critic_key, actor_key = jax.random.split(key)
 
+    weigh = None if weighting is None else functools.partial(weighting.weigh, log_alphas=state.log_alphas)
     critic_fn = functools.partial(
         losses.critic_loss, networks=networks, config=config, actor_params=state.actor_params,
-        target_critic_params=state.target_critic_params, log_alphas=state.log_alphas,
+        target_critic_params=state.target_critic_params, log_alphas=state.log_alphas, weigh=weigh,
     )  # fmt: skip
     critic = take_step(
         methods.critic, critic_fn, optimizers.critic, state.critic_params, state.critic_opt_state,
         state.critic_method_state, batch, critic_key, state.num_tasks,
     )  # fmt: skip
 
+    task_weights = None if weighting is None else critic.aux.task_weights
     actor_fn = functools.partial(
         losses.actor_loss, networks=networks, config=config, critic_params=critic.params,
-        log_alphas=state.log_alphas,
+        log_alphas=state.log_alphas, task_weights=task_weights,
     )  # fmt: skip
     actor = take_step(
         methods.actor, actor_fn, optimizers.actor, state.actor_params, state.actor_opt_state,
         state.actor_method_state, batch, actor_key, state.num_tasks,
     )  # fmt: skip
 
-    alpha_fn = functools.partial(losses.alpha_loss, target_entropy=state.target_entropy)
+    alpha_fn = functools.partial(
+        losses.alpha_loss, target_entropy=state.target_entropy,
+        task_weights=task_weights if weighting is not None and weighting.weigh_alpha else None,
+    )  # fmt: skip
     alpha = gradient_step(
         alpha_fn, optimizers.alpha, state.log_alphas, state.alpha_opt_state,
         actor.aux.log_prob, batch.task_id,
@@ -241,4 +263,7 @@ def update(
         **{f"train/critic_{name}": value for name, value in critic.metrics.items()},
         **{f"train/actor_{name}": value for name, value in actor.metrics.items()},
     }
+    if weighting is not None:
+        new_state, extra = weighting.finish(new_state, critic.aux.task_losses, task_weights, key)
+        metrics |= extra
     return new_state, metrics

@@ -8,9 +8,13 @@ MT-MH-SAC share in the CARE / Meta-World setups: 400×3 networks, Adam 3e-4 for 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from ..gradient_methods import GRADIENT_METHODS
 from ..gradient_methods.core import check_positive
+
+if TYPE_CHECKING:
+    from .agent import TaskWeighting
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -73,3 +77,12 @@ class SACConfig:
         check_positive("gradnorm_lr", self.gradnorm_lr)
         check_positive("famo_gamma", self.famo_gamma, allow_zero=True)
         check_positive("famo_lr", self.famo_lr)
+        if self.gradient_method != "mean" and self.task_weighting() is not None:
+            raise ValueError(
+                f"gradient_method {self.gradient_method!r} cannot combine with this agent's own task "
+                "weighting; valid: mean, or switch the weighting off in the agent's config"
+            )
+
+    def task_weighting(self) -> TaskWeighting | None:
+        """How `update` re-weights the tasks' losses; None: the plain mean. PaCo and SoftMod override it."""
+        return None
