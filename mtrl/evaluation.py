@@ -64,7 +64,9 @@ def eval_metrics(spec: EnvSpec, successes: np.ndarray) -> dict[str, float]:
     metrics = {"eval/success": float(np.mean(list(per_task.values())))}
     metrics.update({f"eval/{task}/success": value for task, value in per_task.items()})
     successes = np.asarray(successes)
-    if successes.ndim == 3:  # a leading seed axis
+    if successes.ndim == 3:  # a leading seed axis: each seed's own numbers, for statistics across seeds
         for seed, flags in enumerate(successes):
             metrics[f"eval/seed{seed}/success"] = float(flags.mean())
+            for task, value in success_per_task(spec, flags).items():
+                metrics[f"eval/seed{seed}/{task}/success"] = value
     return metrics

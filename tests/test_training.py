@@ -14,7 +14,7 @@ from mtrl.app.config import EnvConfig, TrainConfig
 from mtrl.app.policy import load_policy
 from mtrl.app.run import train as train_run
 from mtrl.logger import WandbConfig, read_metrics
-from mtrl.types import TimeStep
+from mtrl.types import EnvSpec, TimeStep
 
 TOY = EnvConfig(name="toy", envs_per_task=8, toy_num_tasks=4)
 SHORT = training.LoopConfig(
@@ -170,3 +170,15 @@ def test_text_task_embeddings_travel_with_the_run_directory(tmp_path, monkeypatc
     before = load_policy(run_dir)(obs)
     shutil.rmtree(tmp_path / "user-cache")  # elsewhere: no user cache; the run's own copy is used
     np.testing.assert_array_equal(load_policy(run_dir)(obs), before)
+
+
+def test_vmapped_evaluation_reports_every_seed_and_task():
+    spec = EnvSpec(name="t", obs_size=3, action_size=1, task_names=("a", "b"), envs_per_task=2,
+                   episode_length=5, goals_per_task=4)  # fmt: skip
+    flags = np.zeros((2, 4, 2), bool)  # [seeds, envs (task-major), episodes]
+    flags[0, :2] = True  # seed 0 solves task a
+    flags[1, 2:, 0] = True  # seed 1 solves half of task b
+    metrics = evaluation.eval_metrics(spec, flags)
+    assert metrics["eval/seed0/a/success"] == 1.0 and metrics["eval/seed0/b/success"] == 0.0
+    assert metrics["eval/seed1/a/success"] == 0.0 and metrics["eval/seed1/b/success"] == 0.5
+    assert metrics["eval/a/success"] == 0.5 and metrics["eval/success"] == 0.375
