@@ -1,0 +1,338 @@
+"""`mtrl report RUN_DIR...`: IQM, mean, median and optimality gap with confidence intervals over seeds.
+
+Groups the seeds of equal configs, aggregates their final and best evaluation success with stratified
+bootstrap intervals (`mtrl.report.stats`), and writes `report.md`, CSV tables and PNG plots into `--out`;
+`--compare-published` adds the literature's figures for the same method and benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import itertools
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from mtrl.report import plots, published, stats
+from mtrl.report.runs import Group, SeedRun, group_runs, read_run_dir
+
+MEASURES = ("final", "best")
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """A group's aggregates: `intervals[measure][statistic]` for measure final or best."""
+
+    group: Group
+    intervals: dict[str, dict[str, stats.Interval]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Improvement:
+    x: str
+    y: str
+    benchmark: str
+    interval: stats.Interval
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    summaries: list[Summary]
+    improvements: list[Improvement]
+    published_rows: list[list[str]]
+    notes: list[str]
+
+
+def parse_args(args: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="mtrl report",
+        description="Aggregate runs over seeds: IQM, mean, median and optimality gap of the final and best "
+        "evaluation success with 95% stratified bootstrap confidence intervals (Agarwal et al., NeurIPS "
+        "2021), per-task tables, learning curves and probability of improvement.",
+    )
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories")
+    parser.add_argument("--out", type=Path, default=Path("report"), help="output directory (default report/)")
+    parser.add_argument(
+        "--group-by",
+        nargs="+",
+        default=None,
+        metavar="FIELD",
+        help="config fields that define a group, e.g. agent_name env.name (default: every field but seed, "
+        "num_seeds, run_dir, preset and wandb.*)",
+    )
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    parser.add_argument(
+        "--compare-published", action="store_true", help="print the published figures for the same methods"
+    )
+    return parser.parse_args(args)
+
+
+def main(args: list[str], console: Console | None = None) -> Report:
+    """Run the command: read, check, aggregate, write, print."""
+    options = parse_args(args)
+    console = console or Console()
+    groups = load_groups(options.run_dirs, options.group_by)
+    check_out_dir(options.out)
+    result = build_report(groups, options.reps, options.compare_published)
+    written = write_report(options.out, result, options.reps)
+    print_report(console, result)
+    console.print(f"wrote {len(written)} files into {options.out}")
+    return result
+
+
+def load_groups(run_dirs: list[Path], group_by: list[str] | None = None) -> list[Group]:
+    runs: list[SeedRun] = []
+    seen = set()
+    for run_dir in run_dirs:
+        if Path(run_dir).resolve() in seen:
+            raise ValueError(f"{run_dir} is given twice; each run directory counts once")
+        seen.add(Path(run_dir).resolve())
+        runs.extend(read_run_dir(run_dir))
+    return group_runs(runs, group_by)
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(
+            f"report directory {out} already exists and is not empty; choose another --out "
+            "(nothing was written)"
+        )
+
+
+def build_report(groups: list[Group], reps: int = 2000, compare_published: bool = False) -> Report:
+    """Every group's aggregates, P(X > Y) for each pair on one benchmark, and the published comparison."""
+    if reps < 1:
+        raise ValueError(f"--reps must be >= 1, got {reps}")
+    summaries = [
+        Summary(
+            g,
+            {
+                m: {name: stats.interval(g.scores(m), f, reps=reps) for name, f in stats.AGGREGATES.items()}
+                for m in MEASURES
+            },
+        )
+        for g in groups
+    ]
+    improvements = []
+    for gx, gy in itertools.combinations(groups, 2):
+        if gx.benchmark == gy.benchmark:
+            x, y = _comparable_scores(gx, gy)
+            interval = stats.improvement_interval(x, y, reps=reps)
+            improvements.append(Improvement(gx.label, gy.label, gx.benchmark, interval))
+    notes = [
+        f"{g.label}: per-task success per seed was not logged; its statistics aggregate each seed's mean "
+        "over tasks (one score per seed)"
+        for g in groups
+        if not g.per_task_scores
+    ]
+    for g in groups:
+        finals = sorted({int(r.steps[-1]) for r in g.runs})
+        if len(finals) > 1:
+            notes.append(f"{g.label}: seeds end at different steps per task ({', '.join(map(str, finals))})")
+    rows, footnotes = published_comparison(summaries) if compare_published else ([], [])
+    return Report(summaries, improvements, rows, notes + footnotes)
+
+
+def published_comparison(summaries: list[Summary]) -> tuple[list[list[str]], list[str]]:
+    """Rows of ours-beside-published for each group with a published counterpart, and footnotes."""
+    rows, sources = [], []
+    for summary in summaries:
+        group = summary.group
+        method = published.method_of(group.runs[0].config)
+        for result in published.published_for(method, group.benchmark) if method else []:
+            source = published.SOURCES[result.source]
+            if source.name not in sources:
+                sources.append(source.name)
+            ours = summary.intervals[source.statistic]["mean"]
+            theirs = f"{'≈' if result.approximate else ''}{result.success:.3f}"
+            theirs += f" ± {result.spread:.3f}" if result.spread is not None else ""
+            rows.append(
+                [
+                    group.label,
+                    group.benchmark,
+                    str(len(group.runs)),
+                    f"{int(group.runs[0].steps[-1]):,}",
+                    f"{_cell(ours)} ({source.statistic})",
+                    f"{result.method}: {theirs}",
+                    f"{source.name} [{sources.index(source.name) + 1}]",
+                ]
+            )
+    if not rows:
+        return [], ["--compare-published: no published figures for these agents and benchmarks"]
+    footnotes = [f"[{i + 1}] {published.SOURCES[name].protocol}" for i, name in enumerate(sources)]
+    footnotes.append(
+        "ours: mean over seeds and tasks with a 95% bootstrap CI; success per task = fraction of its "
+        "evaluation goals (each goal once, deterministic policy, success at any step of the episode), "
+        "training goals resampled at every reset; steps per task and seeds as in the table (the papers "
+        "train 2M steps per task)."
+    )
+    return rows, footnotes
+
+
+PUBLISHED_COLUMNS = ["group", "benchmark", "seeds", "steps/task", "ours (mean)", "published", "source"]
+
+
+def summary_rows(summaries: list[Summary], measure: str) -> list[list[str]]:
+    return [
+        [
+            s.group.label,
+            s.group.benchmark,
+            str(len(s.group.runs)),
+            f"{int(max(r.steps[-1] for r in s.group.runs)):,}",
+            *(_cell(s.intervals[measure][name]) for name in stats.AGGREGATES),
+        ]
+        for s in summaries
+    ]
+
+
+SUMMARY_COLUMNS = ["group", "benchmark", "seeds", "steps/task", *stats.AGGREGATES]
+
+
+def write_report(out: Path, report: Report, reps: int) -> list[Path]:
+    """`report.md`, `summary.csv`, `per_task.csv`, `improvement.csv` and PNG plots in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = report.summaries
+    written = [
+        _write_csv(
+            out / "summary.csv",
+            ["group", "benchmark", "seeds", "measure", "statistic", "point", "ci_low", "ci_high"],
+            [
+                [s.group.label, s.group.benchmark, len(s.group.runs), m, name, *s.intervals[m][name]]
+                for s in summaries
+                for m in MEASURES
+                for name in stats.AGGREGATES
+            ],
+        ),
+        _write_csv(
+            out / "per_task.csv",
+            ["group", "benchmark", "task", "final_success_mean", "seeds"],
+            [
+                [s.group.label, s.group.benchmark, task, value, len(s.group.runs)]
+                for s in summaries
+                for task, value in zip(s.group.task_names, s.group.task_means(), strict=True)
+            ],
+        ),
+        _write_csv(
+            out / "improvement.csv",
+            ["group_x", "group_y", "benchmark", "p_x_beats_y", "ci_low", "ci_high"],
+            [[i.x, i.y, i.benchmark, *i.interval] for i in report.improvements],
+        ),
+    ]
+    written += _write_plots(out, summaries, reps)
+    (out / "report.md").write_text(_markdown(report))
+    return [*written, out / "report.md"]
+
+
+def print_report(console: Console, report: Report) -> None:
+    for measure in MEASURES:
+        title = f"{measure.capitalize()} success over seeds (95% stratified bootstrap CI)"
+        console.print(_rich_table(title, SUMMARY_COLUMNS, summary_rows(report.summaries, measure)))
+    if report.improvements:
+        rows = [[i.x, i.y, i.benchmark, _cell(i.interval)] for i in report.improvements]
+        console.print(
+            _rich_table("Probability of improvement (final)", ["X", "Y", "benchmark", "P(X > Y)"], rows)
+        )
+    if report.published_rows:
+        console.print(_rich_table("Ours beside published", PUBLISHED_COLUMNS, report.published_rows))
+    for note in report.notes:
+        console.print(note, highlight=False)
+
+
+def _markdown(report: Report) -> str:
+    lines = ["# mtrl report", ""]
+    for s in report.summaries:
+        sources = sorted({str(r.source) for r in s.group.runs})
+        lines.append(
+            f"- **{s.group.label}** ({s.group.benchmark}): {len(s.group.runs)} seeds "
+            f"from {', '.join(sources)}"
+        )
+    for measure in MEASURES:
+        lines += ["", f"## {measure.capitalize()} success (95% stratified bootstrap CI)", ""]
+        lines += _md_table(SUMMARY_COLUMNS, summary_rows(report.summaries, measure))
+    for benchmark in dict.fromkeys(s.group.benchmark for s in report.summaries):
+        same = [s.group for s in report.summaries if s.group.benchmark == benchmark]
+        lines += ["", f"## Final success per task, {benchmark} (mean over seeds)", ""]
+        means = [g.task_means() for g in same]
+        rows = [[task, *(f"{m[i]:.3f}" for m in means)] for i, task in enumerate(same[0].task_names)]
+        lines += _md_table(["task", *(g.label for g in same)], rows)
+    if report.improvements:
+        lines += ["", "## Probability of improvement, final success", ""]
+        rows = [[i.x, i.y, i.benchmark, _cell(i.interval)] for i in report.improvements]
+        lines += _md_table(["X", "Y", "benchmark", "P(X > Y)"], rows)
+    if report.published_rows:
+        lines += ["", "## Ours beside published", ""]
+        lines += _md_table(PUBLISHED_COLUMNS, report.published_rows)
+    if report.notes:
+        lines += ["", "## Notes", "", *(f"- {note}" for note in report.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _write_plots(out: Path, summaries: list[Summary], reps: int) -> list[Path]:
+    written = []
+    for benchmark in dict.fromkeys(s.group.benchmark for s in summaries):
+        same = [s.group for s in summaries if s.group.benchmark == benchmark]
+        tag = benchmark.replace(" ", "_")
+        curves = {}
+        for g in same:
+            steps = g.common_steps()
+            curves[g.label] = (steps, stats.curve_intervals(g.curve_scores(steps), stats.iqm, reps=reps))
+        written.append(
+            plots.plot_curves(out / f"curves_{tag}.png", curves, f"{benchmark}: evaluation success")
+        )
+        written.append(
+            plots.plot_task_bars(
+                out / f"task_success_{tag}.png",
+                list(same[0].task_names),
+                {g.label: g.task_means() for g in same},
+                f"{benchmark}: final success per task",
+            )
+        )
+    for measure in MEASURES:
+        intervals = {
+            name: {s.group.label: s.intervals[measure][name] for s in summaries} for name in stats.AGGREGATES
+        }
+        written.append(
+            plots.plot_intervals(out / f"aggregates_{measure}.png", intervals, f"{measure} success")
+        )
+    return written
+
+
+def _comparable_scores(gx: Group, gy: Group) -> tuple[np.ndarray, np.ndarray]:
+    """Final scores of two groups at one granularity: per task if both have it, else per-seed means."""
+    x, y = gx.scores("final"), gy.scores("final")
+    if x.shape[1] != y.shape[1]:
+        x, y = x.mean(axis=1, keepdims=True), y.mean(axis=1, keepdims=True)
+    return x, y
+
+
+def _cell(interval: stats.Interval) -> str:
+    return f"{interval.point:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
+
+
+def _rich_table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _md_table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path

@@ -1,0 +1,256 @@
+"""Run directories as seeds and groups: what `mtrl report` aggregates.
+
+A run directory written by `mtrl train` holds `config.json`, `spec.json` and `metrics.jsonl`; a run with
+`num_seeds = N` trained N vmapped seeds and logs `eval/seed<i>/success` for each. Every seed becomes one
+`SeedRun`. Per-task success of one seed is known for single-seed runs (`eval/<task>/success`) and for
+vmapped runs only where `eval/seed<i>/<task>/success` was logged; otherwise a group's statistics fall back
+to each seed's mean over tasks (a one-column score matrix) and say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Config fields that do not change what a seed learns: the seed itself, how many seeds shared one program
+# (vmapped seeds reproduce single-seed runs), where the run lives, the preset label and W&B settings.
+IGNORED_FIELDS = ("seed", "num_seeds", "run_dir", "preset", "wandb.")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SeedRun:
+    """The evaluations of one seed, in the order they were logged."""
+
+    source: Path
+    seed: int
+    config: dict[str, Any]
+    """The run's flattened config.json (`env.name`, `agent.hidden_sizes`, ...)."""
+    task_names: tuple[str, ...]
+    steps: np.ndarray
+    """`[points]` env steps per task at each evaluation."""
+    success: np.ndarray
+    """`[points]` this seed's success averaged over tasks."""
+    task_success: np.ndarray | None
+    """`[points, tasks]` this seed's success per task, None when the run did not log it per seed."""
+    dir_task_success: np.ndarray
+    """`[points, tasks]` per-task success averaged over all seeds of its run directory."""
+
+    @property
+    def benchmark(self) -> str:
+        task = self.config.get("env.task")
+        return self.config["env.name"] + (f" {task}" if task else "")
+
+    @property
+    def name(self) -> str:
+        return f"{self.source} (seed {self.seed})"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Group:
+    """Seeds of one configuration: the unit that statistics aggregate over."""
+
+    label: str
+    key: dict[str, Any]
+    runs: tuple[SeedRun, ...]
+
+    @property
+    def benchmark(self) -> str:
+        return self.runs[0].benchmark
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return self.runs[0].task_names
+
+    @property
+    def per_task_scores(self) -> bool:
+        """Whether every seed logged per-task success (else scores are per-seed means over tasks)."""
+        return all(r.task_success is not None for r in self.runs)
+
+    def scores(self, which: str) -> np.ndarray:
+        """`[runs, tasks]` scores at each seed's last ("final") or best-mean ("best") evaluation."""
+        if which not in ("final", "best"):
+            raise ValueError(f"unknown score {which!r}; valid: final, best")
+        rows = []
+        for run in self.runs:
+            point = len(run.steps) - 1 if which == "final" else int(np.argmax(run.success))
+            rows.append(run.task_success[point] if self.per_task_scores else run.success[point : point + 1])
+        return np.array(rows)
+
+    def task_means(self) -> np.ndarray:
+        """`[tasks]` final success per task, mean over seeds (exact for vmapped runs too)."""
+        return np.mean([run.dir_task_success[-1] for run in self.runs], axis=0)
+
+    def common_steps(self) -> np.ndarray:
+        """Evaluation steps every seed of the group reached: the x-axis of its learning curve."""
+        steps = self.runs[0].steps
+        for run in self.runs[1:]:
+            steps = np.intersect1d(steps, run.steps)
+        return steps
+
+    def curve_scores(self, steps: np.ndarray) -> np.ndarray:
+        """`[points, runs, tasks]` scores at `steps` (each in every seed's evaluations)."""
+        per_run = []
+        for run in self.runs:
+            index = np.searchsorted(run.steps, steps)
+            values = run.task_success[index] if self.per_task_scores else run.success[index][:, None]
+            per_run.append(values)
+        return np.stack(per_run, axis=1)
+
+
+def read_run_dir(run_dir: Path) -> list[SeedRun]:
+    """Every seed of one run directory; a one-line ValueError if it is not one or has no evaluation yet."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not run_dir.is_dir() or not config_path.exists():
+        raise ValueError(f"{run_dir} is not an mtrl run directory (no config.json)")
+    config = flatten(json.loads(config_path.read_text()))
+    for field in ("agent_name", "env.name", "seed", "num_seeds"):
+        if field not in config:
+            raise ValueError(
+                f"{config_path} lacks the field {field!r}; is it a config written by mtrl train?"
+            )
+    evals = _eval_records(run_dir)
+    task_names = _task_names(run_dir, evals[-1])
+    steps = np.array([r["env/steps_per_task"] for r in evals], np.float64)
+    if np.any(np.diff(steps) <= 0):
+        raise ValueError(f"{run_dir / 'metrics.jsonl'}: evaluation steps are not increasing")
+    dir_tasks = _columns(evals, [f"eval/{t}/success" for t in task_names], run_dir)
+    num_seeds = int(config["num_seeds"])
+    if num_seeds == 1:
+        seeds = [(_columns(evals, ["eval/success"], run_dir)[:, 0], dir_tasks)]
+    else:
+        seeds = []
+        for i in range(num_seeds):
+            mean = _columns(evals, [f"eval/seed{i}/success"], run_dir)[:, 0]
+            keys = [f"eval/seed{i}/{t}/success" for t in task_names]
+            tasks = _columns(evals, keys, run_dir) if all(k in evals[-1] for k in keys) else None
+            seeds.append((mean, tasks))
+    return [
+        SeedRun(run_dir, int(config["seed"]) + i, config, task_names, steps, mean, tasks, dir_tasks)
+        for i, (mean, tasks) in enumerate(seeds)
+    ]
+
+
+def group_runs(runs: list[SeedRun], group_by: list[str] | None = None) -> list[Group]:
+    """Groups of seeds with equal config (all fields but `IGNORED_FIELDS`, or only `group_by`).
+
+    Refuses a group that mixes benchmarks or task lists, or holds the same seed twice (not independent).
+    """
+    if group_by:
+        fields = sorted({k for run in runs for k in run.config})
+        for name in group_by:
+            if name not in fields:
+                raise ValueError(f"unknown --group-by field {name!r}; valid fields: {', '.join(fields)}")
+    buckets: dict[tuple, list[SeedRun]] = {}
+    keys: dict[tuple, dict[str, Any]] = {}
+    for run in runs:
+        key = _group_key(run.config, group_by)
+        bucket = tuple((k, repr(v)) for k, v in sorted(key.items()))
+        buckets.setdefault(bucket, []).append(run)
+        keys[bucket] = key
+    labels = _labels(list(keys.values()), group_by)
+    groups = [Group(label, keys[b], tuple(buckets[b])) for b, label in zip(buckets, labels, strict=True)]
+    for group in groups:
+        _check_group(group)
+    return groups
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config dicts as one level with dotted keys; lists become tuples."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+def _eval_records(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    records = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a crash
+                continue
+    evals = [r for r in records if "eval/success" in r]
+    if not evals:
+        raise ValueError(f"{run_dir} has no evaluation yet (no eval/success in {path.name})")
+    return evals
+
+
+def _task_names(run_dir: Path, last: dict[str, Any]) -> tuple[str, ...]:
+    spec_path = run_dir / "spec.json"
+    if spec_path.exists():
+        return tuple(json.loads(spec_path.read_text())["task_names"])
+    names = [k[5:-8] for k in last if k.startswith("eval/") and k.endswith("/success") and k.count("/") == 2]
+    return tuple(n for n in names if not n.startswith("seed"))
+
+
+def _columns(evals: list[dict[str, Any]], keys: list[str], run_dir: Path) -> np.ndarray:
+    """`[points, len(keys)]` values of `keys` in every evaluation record."""
+    for key in keys:
+        for record in evals:
+            if key not in record:
+                raise ValueError(
+                    f"{run_dir / 'metrics.jsonl'}: an evaluation at step {record['step']} lacks {key}"
+                )
+    return np.array([[r[k] for k in keys] for r in evals], np.float64).reshape(len(evals), len(keys))
+
+
+def _group_key(config: dict[str, Any], group_by: list[str] | None) -> dict[str, Any]:
+    if group_by:
+        return {k: config.get(k) for k in group_by}
+    return {
+        k: v
+        for k, v in config.items()
+        if not any(k == f or (f.endswith(".") and k.startswith(f)) for f in IGNORED_FIELDS)
+    }
+
+
+def _labels(keys: list[dict[str, Any]], group_by: list[str] | None) -> list[str]:
+    """Short group names: the agent and the fields in which groups of that agent differ."""
+    if group_by:
+        return [" ".join(f"{k}={_show(key.get(k))}" for k in group_by) for key in keys]
+    fields = sorted({k for key in keys for k in key})
+    labels = []
+    for key in keys:
+        agent = key.get("agent_name")
+        parts = [str(agent)]
+        for field in fields:
+            others = [o for o in keys if not field.startswith("agent.") or o.get("agent_name") == agent]
+            if field != "agent_name" and len({repr(o.get(field)) for o in others}) > 1:
+                parts.append(f"{field}={_show(key.get(field))}")
+        labels.append(" ".join(parts))
+    return labels
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return str(value)
+
+
+def _check_group(group: Group) -> None:
+    benchmarks = sorted({r.benchmark for r in group.runs})
+    if len(benchmarks) > 1:
+        raise ValueError(
+            f"group {group.label!r} mixes benchmarks {', '.join(benchmarks)}; add env.name to --group-by"
+        )
+    for run in group.runs[1:]:
+        if run.task_names != group.task_names:
+            raise ValueError(f"{run.source} evaluates other tasks than {group.runs[0].source} in one group")
+    seen: dict[int, SeedRun] = {}
+    for run in group.runs:
+        if run.seed in seen:
+            raise ValueError(
+                f"{run.name} and {seen[run.seed].name} share seed {run.seed} in group {group.label!r}: "
+                "the same seed twice is not an independent sample; pass only one of them"
+            )
+        seen[run.seed] = run
