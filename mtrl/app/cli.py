@@ -4,6 +4,8 @@
 gives a full config, `--agent` swaps in another agent's default config, and tyro turns every remaining field
 into a flag. `mtrl train --resume RUN_DIR` continues a stopped run from its newest checkpoint.
 `mtrl evaluate RUN_DIR` re-evaluates a run's newest checkpoint on every goal of every task.
+`mtrl report RUN_DIR... [--out DIR] [--compare-published]` aggregates runs over seeds with intervals.
+`mtrl sweep FILE [--jobs N] [--dry-run] [--wandb-yaml PATH]` runs (or exports) the sweep FILE defines.
 Exit status: 0 done, 2 bad input, 1 divergence or checkpoint failure, 130 stopped by a signal (resumable).
 """
 
@@ -22,7 +24,10 @@ from mtrl.app.presets import PRESETS, get_preset
 from mtrl.checkpoint import CheckpointError
 from mtrl.training import Diverged, Interrupted
 
-USAGE = "usage: mtrl {train,evaluate} ...  (mtrl train --help, mtrl evaluate --help)"
+USAGE = (
+    "usage: mtrl {train,evaluate,report,sweep} ...  (mtrl train --help, mtrl evaluate --help, "
+    "mtrl report --help, mtrl sweep --help)"
+)
 
 
 def parse_train_args(args: list[str]) -> TrainConfig:
@@ -102,9 +107,17 @@ def main(argv: list[str] | None = None) -> int:
             from mtrl.app.run import evaluate_run
 
             evaluate_run(run_dir)
+        elif command == "report":
+            from mtrl.app.report import main as report
+
+            report(rest)
+        elif command == "sweep":
+            from mtrl.app.sweep import main as sweep
+
+            return sweep(rest)
         else:
             print(
-                f"mtrl: unknown command {command!r}; valid commands: train, evaluate",
+                f"mtrl: unknown command {command!r}; valid commands: train, evaluate, report, sweep",
                 file=sys.stderr,
             )
             return 2
