@@ -330,3 +330,13 @@ def test_report_on_a_real_vmapped_toy_run(tmp_path):
     per_task = (out / "per_task.csv").read_text().splitlines()[1:]
     for line, task in zip(per_task, summary.group.task_names, strict=True):
         assert float(line.split(",")[3]) == pytest.approx(evals[-1][f"eval/{task}/success"])
+
+
+def test_a_sweep_directory_stands_for_the_runs_inside_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    dirs, _ = two_methods(sweep)
+    (sweep / "logs").mkdir()  # what the sweep launcher keeps beside its runs
+    grouped = app_report.load_groups([sweep])
+    assert [len(g.runs) for g in grouped] == [len(g.runs) for g in app_report.load_groups(dirs)] == [5, 5]
+    with pytest.raises(ValueError, match="logs is not an mtrl run directory"):
+        app_report.load_groups([sweep / "logs"])

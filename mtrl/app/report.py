@@ -54,7 +54,13 @@ def parse_args(args: list[str]) -> argparse.Namespace:
         "evaluation success with 95% stratified bootstrap confidence intervals (Agarwal et al., NeurIPS "
         "2021), per-task tables, learning curves and probability of improvement.",
     )
-    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories")
+    parser.add_argument(
+        "run_dirs",
+        type=Path,
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run directories, or sweep directories holding them",
+    )
     parser.add_argument("--out", type=Path, default=Path("report"), help="output directory (default report/)")
     parser.add_argument(
         "--group-by",
@@ -84,10 +90,19 @@ def main(args: list[str], console: Console | None = None) -> Report:
     return result
 
 
+def expand_run_dirs(paths: list[Path]) -> list[Path]:
+    """Run directories as given; a directory that holds run directories (a sweep's) stands for them."""
+    expanded = []
+    for path in map(Path, paths):
+        inside = sorted(p.parent for p in path.glob("*/config.json")) if path.is_dir() else []
+        expanded.extend(inside if inside and not (path / "config.json").exists() else [path])
+    return expanded
+
+
 def load_groups(run_dirs: list[Path], group_by: list[str] | None = None) -> list[Group]:
     runs: list[SeedRun] = []
     seen = set()
-    for run_dir in run_dirs:
+    for run_dir in expand_run_dirs(run_dirs):
         if Path(run_dir).resolve() in seen:
             raise ValueError(f"{run_dir} is given twice; each run directory counts once")
         seen.add(Path(run_dir).resolve())
