@@ -71,6 +71,17 @@ def to_json(config: TrainConfig) -> dict[str, Any]:
     return data
 
 
+def dotted_fields(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict (as `to_json` gives) flattened to dotted names: {"agent.actor_lr": ...}."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(dotted_fields(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def from_json(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a `TrainConfig` written by `to_json` (e.g. a run's config.json)."""
     agent_config = _build(get_agent(data["agent_name"]).Config, data["agent"])

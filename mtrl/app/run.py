@@ -19,7 +19,7 @@ from rich.console import Console
 from mtrl import checkpoint, evaluation, plots, resources, training
 from mtrl.agents import task_encoders
 from mtrl.app import wiring
-from mtrl.app.config import TrainConfig, load_run_config, to_json
+from mtrl.app.config import TrainConfig, dotted_fields, load_run_config, to_json
 from mtrl.app.progress import TrainingProgress, markdown_table, success_table
 from mtrl.logger import RunLogger, read_metrics
 
@@ -93,7 +93,7 @@ RESUMABLE_CHANGES = ("loop.steps_per_task", "wandb.", "run_dir")  # a run direct
 
 def check_resumable(stored: TrainConfig, config: TrainConfig) -> None:
     """Refuse to resume with a config whose run would differ from the checkpointed one, naming the fields."""
-    old, new = _flatten(to_json(stored)), _flatten(to_json(config))
+    old, new = dotted_fields(to_json(stored)), dotted_fields(to_json(config))
     changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
     refused = [k for k in changed if not k.startswith(RESUMABLE_CHANGES)]
     if refused:
@@ -176,16 +176,6 @@ class StopOnSignal:
     def __exit__(self, *exc) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-
-
-def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def evaluate_run(run_dir: Path, console: Console | None = None) -> RunResult:

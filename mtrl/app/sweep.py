@@ -30,7 +30,7 @@ from typing import Any
 from rich.console import Console
 
 from mtrl import checkpoint, training
-from mtrl.app.config import TrainConfig, load_run_config, to_json
+from mtrl.app.config import TrainConfig, dotted_fields, load_run_config, to_json
 from mtrl.app.presets import PRESETS, get_preset
 from mtrl.app.sweep_grid import RunSpec, Sweep, build_run, expand, parse_agent_args, wandb_sweep_config
 from mtrl.app.sweep_progress import SweepProgress
@@ -67,7 +67,7 @@ def train_flags(config: TrainConfig, base: TrainConfig | None = None) -> list[st
         if type(base.agent) is not type(config.agent):
             flags += ["--agent", config.agent_name]
             base = dataclasses.replace(base, agent=type(config.agent)())
-    old, new = _leaves(to_json(base)), _leaves(to_json(config))
+    old, new = dotted_fields(to_json(base)), dotted_fields(to_json(config))
     for key, value in new.items():
         if key in ("preset", "agent_name") or old.get(key) == value:
             continue
@@ -97,19 +97,11 @@ def checked_train_flags(config: TrainConfig) -> list[str]:
     if config.preset not in PRESETS:
         parsed = dataclasses.replace(parsed, preset=config.preset)
     if parsed != config:
-        diff = [k for k, v in _leaves(to_json(config)).items() if _leaves(to_json(parsed)).get(k) != v]
+        diff = [
+            k for k, v in dotted_fields(to_json(config)).items() if dotted_fields(to_json(parsed)).get(k) != v
+        ]
         raise ValueError(f"run {config.run_dir}: flags {' '.join(flags)} do not reproduce fields {diff}")
     return flags
-
-
-def _leaves(data: dict, prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 # ---- what each run needs --------------------------------------------------------------------------------
