@@ -13,13 +13,11 @@ Run: `python experiments/bench/architectures.py [--small] [--updates 4] [--round
 from __future__ import annotations
 
 import argparse
-import functools
-import time
 
 import jax
 import numpy as np
 from mtrl.agents import get_agent
-from update_throughput import MT10, random_batch, run_updates
+from update_throughput import MT10, compile_updates
 
 AGENT_NAMES = ("mt_sac", "mh_sac", "moore_sac", "care_sac", "paco_sac", "softmod_sac", "hyper_sac")
 SMALL_OVERRIDES = {
@@ -47,17 +45,7 @@ def build(name: str, small: bool):
 def timer(name: str, small: bool, batch_per_task: int, num_updates: int):
     """Compile `num_updates` updates of agent `name`; return (actor, critics) params and a timer."""
     agent, state = build(name, small)
-    batch = jax.device_put(random_batch(MT10, batch_per_task))
-    run = jax.jit(functools.partial(run_updates, agent.update, num_updates=num_updates))
-    _, losses = jax.block_until_ready(run(state, batch, jax.random.key(1)))  # compiles
-    if not np.all(np.isfinite(losses)):
-        raise RuntimeError(f"{name}: non-finite critic loss during the benchmark")
-
-    def time_call(key: jax.Array) -> float:
-        start = time.perf_counter()
-        jax.block_until_ready(run(state, batch, key))
-        return time.perf_counter() - start
-
+    time_call = compile_updates(name, agent.update, state, batch_per_task, num_updates)
     return (count(state.actor_params), count(state.critic_params)), time_call
 
 

@@ -64,8 +64,15 @@ def compile_agent(name: str, num_updates: int) -> Callable[[jax.Array], float]:
     """Build agent `name` at MT10 shapes, compile its update scan, return a timer of one call."""
     agent = get_agent(name)
     state = agent.init(jax.random.key(0), MT10, agent.Config())
-    batch = jax.device_put(random_batch(MT10, BATCH_PER_TASK))
-    run = jax.jit(functools.partial(run_updates, agent.update, num_updates=num_updates))
+    return compile_updates(name, agent.update, state, BATCH_PER_TASK, num_updates)
+
+
+def compile_updates(
+    name: str, update, state, batch_per_task: int, num_updates: int
+) -> Callable[[jax.Array], float]:
+    """Compile `num_updates` updates of `state` on a fixed random batch; return a timer of one call."""
+    batch = jax.device_put(random_batch(MT10, batch_per_task))
+    run = jax.jit(functools.partial(run_updates, update, num_updates=num_updates))
     _, losses = jax.block_until_ready(run(state, batch, jax.random.key(1)))  # compiles
     if not np.all(np.isfinite(losses)):
         raise RuntimeError(f"{name}: non-finite critic loss during the benchmark")
