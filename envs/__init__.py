@@ -6,12 +6,14 @@ Every env returned here has `.spec` (an `EnvSpec`), `.reset(key)` and `.step(sta
 
 from __future__ import annotations
 
-from .toy import PointMass, PointMassConfig
+import dataclasses
 
-TOY_ENVS = ("toy",)
+from .toy import TOY_ML, PointMass, PointMassConfig
+
+TOY_ENVS = ("toy", "toy-ml")
 METAWORLD_BENCHMARKS = ("MT1", "MT10", "MT25", "MT50", "ML1", "ML10", "ML25", "ML45")
 ENV_NAMES = TOY_ENVS + METAWORLD_BENCHMARKS
-BACKENDS = {"toy": ("jax",), **{b: ("official", "native") for b in METAWORLD_BENCHMARKS}}
+BACKENDS = {"toy": ("jax",), "toy-ml": ("jax",), **{b: ("official", "native") for b in METAWORLD_BENCHMARKS}}
 GOAL_SAMPLING = ("random", "sequential")
 
 
@@ -24,15 +26,17 @@ def make(
     seed: int = 0,
     envs_per_task: int = 1,
     goal_sampling: str = "random",
+    episodes_per_goal: int = 1,
     num_tasks: int | None = None,
     reward_version: str = "v2",
 ):
     """Build the batched env `name` on `backend` (default: the benchmark's first backend).
 
     Args:
-        name: "toy" or a Meta-World benchmark (MT1, MT10, MT25, MT50, ML1, ML10, ML25, ML45).
+        name: "toy", "toy-ml" (its meta-RL variant: goals hidden, train/test goals) or a Meta-World
+            benchmark (MT1, MT10, MT25, MT50, ML1, ML10, ML25, ML45).
         task: the Meta-World task for MT1/ML1, e.g. "reach-v3".
-        split: "train" or "test" for ML benchmarks (held-out tasks are the test split).
+        split: "train" or "test" for ML benchmarks and toy-ml (held-out tasks or goals are the test split).
         backend: for Meta-World "official" (metaworld's own envs via io_callback, the default) or "native"
             (batched host physics, observations and rewards in JAX; parity-tested against official);
             "jax" for toy envs.
@@ -40,6 +44,8 @@ def make(
         envs_per_task: parallel envs per task; envs are task-major (env i runs task i // envs_per_task).
         goal_sampling: "random" (a uniform goal at every reset, the MT training protocol) or "sequential"
             (env j visits goals j, j+E, j+2E, ...: every goal once in goals_per_task / E episodes).
+        episodes_per_goal: consecutive episodes each env plays on one goal before the next draw (meta-RL:
+            N adaptation + M scored episodes, or one RL² trial); goal order as above, per block of episodes.
         num_tasks: number of tasks of the toy env (ignored by Meta-World benchmarks).
         reward_version: Meta-World reward function version: "v2" (metaworld's default; both backends) or
             "v1" (official backend only). The toy env has one reward and accepts only "v2".
@@ -57,11 +63,20 @@ def make(
         )
     if envs_per_task < 1:
         raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
-    if name == "toy":
+    if name in TOY_ENVS:
         if reward_version != "v2":
-            raise ValueError(f"reward_version {reward_version!r} is not available on toy; valid: v2")
-        config = PointMassConfig() if num_tasks is None else PointMassConfig(num_tasks=num_tasks)
-        return PointMass(config, seed=seed, envs_per_task=envs_per_task, goal_sampling=goal_sampling)
+            raise ValueError(f"reward_version {reward_version!r} is not available on {name}; valid: v2")
+        config = TOY_ML if name == "toy-ml" else PointMassConfig()
+        if num_tasks is not None:
+            config = dataclasses.replace(config, num_tasks=num_tasks)
+        return PointMass(
+            config,
+            seed=seed,
+            envs_per_task=envs_per_task,
+            goal_sampling=goal_sampling,
+            episodes_per_goal=episodes_per_goal,
+            split=split,
+        )
     from .metaworld import make_metaworld  # imports metaworld and mujoco only when asked for
 
     return make_metaworld(
@@ -71,9 +86,10 @@ def make(
         seed=seed,
         envs_per_task=envs_per_task,
         goal_sampling=goal_sampling,
+        episodes_per_goal=episodes_per_goal,
         backend=backend,
         reward_version=reward_version,
     )
 
 
-__all__ = ["ENV_NAMES", "PointMass", "PointMassConfig", "make"]
+__all__ = ["ENV_NAMES", "TOY_ML", "PointMass", "PointMassConfig", "make"]

@@ -6,6 +6,11 @@ radius, so a policy that knows only the task can succeed on every goal). The goa
 only the one-hot task id tells tasks apart, so a single policy must condition on the task — the multi-task
 setting in miniature. Episodes truncate after `episode_length` steps and never terminate, as in
 Meta-World; success is being within `success_radius` of the goal.
+
+`toy-ml` (`hidden_goals=True`) is the meta-RL family in miniature: each task's goals spread over a half
+circle of radius 0.7 (rotated by 2πt/T for task t), the observation is the position only, so the goal can
+be inferred only from rewards (as in MAML's 2-D navigation). Its "test" split draws another 50 goals per
+task from the same arcs: held-out goals, as ML1's test goals are.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from flax import struct
 
 from mtrl.types import EnvSpec, TimeStep
 
-from .goals import next_goal_indices
+from .goals import check_episodes_per_goal, goals_after_step, next_goal_indices
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -32,6 +37,13 @@ class PointMassConfig:
     goal_jitter: float = 0.05
     step_size: float = 0.1
     success_radius: float = 0.1
+    hidden_goals: bool = False
+    """Meta-RL variant: goals spread over a half circle per task and no task id in the observation."""
+
+
+TOY_ML = PointMassConfig(episode_length=40, success_radius=0.15, hidden_goals=True, num_tasks=1)
+"""The `toy-ml` family: one task, 50 goals on a half circle, 40-step episodes (a sweep of the arc fits in
+one), success within 0.15 (a policy that ignores rewards succeeds on ~1 goal in 7)."""
 
 
 @struct.dataclass
@@ -57,19 +69,29 @@ class PointMass:
         seed: int = 0,
         envs_per_task: int = 1,
         goal_sampling: str = "random",
+        episodes_per_goal: int = 1,
+        split: str = "train",
     ):
+        check_episodes_per_goal(episodes_per_goal)
+        splits = ("train", "test") if config.hidden_goals else ("train",)
+        if split not in splits:
+            raise ValueError(f"unknown split {split!r} for the toy env; valid: {', '.join(splits)}")
         self.config = config
         self.goal_sampling = goal_sampling
+        self.episodes_per_goal = episodes_per_goal
         self.spec = EnvSpec(
-            name="toy",
-            obs_size=2 + config.num_tasks,
+            name="toy-ml" if config.hidden_goals else "toy",
+            obs_size=2 if config.hidden_goals else 2 + config.num_tasks,
             action_size=2,
             task_names=tuple(f"point-goal-{t}" for t in range(config.num_tasks)),
             envs_per_task=envs_per_task,
             episode_length=config.episode_length,
             goals_per_task=config.goals_per_task,
         )
-        self.goals = _make_goals(jax.random.key(seed), config)  # [tasks, goals, 2]
+        goal_key = jax.random.key(seed)
+        if split == "test":  # held-out goals from another key on the same arcs
+            goal_key = jax.random.fold_in(goal_key, 1)
+        self.goals = _make_goals(goal_key, config)  # [tasks, goals, 2]
         self.task_id = jnp.repeat(jnp.arange(config.num_tasks, dtype=jnp.int32), envs_per_task)
 
     def reset(self, key: jax.Array) -> tuple[PointMassState, TimeStep]:
@@ -101,11 +123,21 @@ class PointMass:
 
         key, goal_key = jax.random.split(state.key)
         episodes = state.episodes + truncated
-        new_goals = self._next_goals(goal_key, episodes)
+        spec = self.spec
+        goal_index = goals_after_step(
+            self.goal_sampling,
+            goal_key,
+            episodes,
+            truncated,
+            state.goal_index,
+            spec.envs_per_task,
+            spec.goals_per_task,
+            self.episodes_per_goal,
+        )
         state = PointMassState(
             pos=jnp.where(truncated[:, None], 0.0, pos),
             steps=jnp.where(truncated, 0, steps),
-            goal_index=jnp.where(truncated, new_goals, state.goal_index),
+            goal_index=goal_index,
             episodes=episodes,
             key=key,
         )
@@ -115,17 +147,24 @@ class PointMass:
         return state, TimeStep(obs, reward, terminated, truncated, success, self.task_id, final_obs, stable)
 
     def _next_goals(self, key: jax.Array, episodes: jax.Array) -> jax.Array:
+        spec = self.spec
         return next_goal_indices(
-            self.goal_sampling, key, episodes, self.spec.envs_per_task, self.spec.goals_per_task
+            self.goal_sampling, key, episodes, spec.envs_per_task, spec.goals_per_task, self.episodes_per_goal
         )
 
     def _observe(self, pos: jax.Array) -> jax.Array:
+        if self.config.hidden_goals:
+            return pos.astype(jnp.float32)
         one_hot = jax.nn.one_hot(self.task_id, self.config.num_tasks)
         return jnp.concatenate([pos, one_hot], axis=-1).astype(jnp.float32)
 
 
 def _make_goals(key: jax.Array, config: PointMassConfig) -> jax.Array:
     angles = 2 * jnp.pi * jnp.arange(config.num_tasks) / config.num_tasks
+    if config.hidden_goals:  # goals anywhere on the task's half circle
+        arc = jnp.pi * jax.random.uniform(key, (config.num_tasks, config.goals_per_task))
+        goal_angles = angles[:, None] + arc
+        return config.goal_radius * jnp.stack([jnp.cos(goal_angles), jnp.sin(goal_angles)], axis=-1)
     centres = config.goal_radius * jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=-1)
     jitter = jax.random.uniform(key, (config.num_tasks, config.goals_per_task, 2), minval=-1.0, maxval=1.0)
     return centres[:, None, :] + config.goal_jitter * jitter

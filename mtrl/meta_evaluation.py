@@ -17,11 +17,10 @@ Meta-RL agent protocol (`MetaAgent`; MAML, RL² and PEARL plug in through it):
   inner gradient steps; PEARL: the posterior over the latent; RL²: return `context` unchanged).
 
 Running. One jitted `lax.scan` over goal rounds, each a scan over the round's steps, so the official
-backend costs one host call per vector step. The env must be built with `goal_sampling="sequential"` and
-`E` envs per task (`E` divides `goals`): in round `r` env slot `j` of a task plays goal `j + r*E`, for
-N + M consecutive episodes. Our envs advance the goal at every episode end, so the evaluator holds the
-goal by writing the state's `episodes` counter before each step (the sequential draw is a pure function of
-it, `envs/goals.py`); the goal actually played is checked at every step and returned (`goal_index`).
+backend costs one host call per vector step. The env must be built with `goal_sampling="sequential"`,
+`episodes_per_goal=N + M` and `E` envs per task (`E` divides `goals`): in round `r` env slot `j` of a
+task plays goal `j + r*E` for its N + M consecutive episodes (`envs/goals.py`). The goal actually played
+is checked at every step and returned (`goal_index`).
 
 What `metaworld.evaluation.metalearning_evaluation` (metaworld 3.1.1) does, and where we differ:
 - Goals: `gym.make_vec("Meta-World/<ML>-test", meta_batch_size=B, total_tasks_per_cls=G')` gives each
@@ -107,12 +106,11 @@ def meta_evaluate(
     spec = env.spec
     goals = spec.goals_per_task if goals is None else goals
     rounds = check_meta_env(spec, goals, adaptation_episodes, scored_episodes)
-    sampling = getattr(env, "goal_sampling", None) or getattr(
-        getattr(env, "bookkeeping", None), "goal_sampling", None
-    )
-    if sampling != "sequential":
+    sampling, per_goal = goal_schedule(env)
+    if sampling != "sequential" or per_goal != adaptation_episodes + scored_episodes:
         raise ValueError(
-            f"meta evaluation needs an env built with goal_sampling='sequential', got {sampling!r}"
+            "meta evaluation needs an env built with goal_sampling='sequential' and episodes_per_goal="
+            f"{adaptation_episodes + scored_episodes} (adaptation + scored), got {sampling!r} and {per_goal}"
         )
     run = jax.jit(
         functools.partial(
@@ -131,13 +129,10 @@ def _round_goals(spec: EnvSpec, r: jax.Array) -> jax.Array:
     return (slot + r * spec.envs_per_task) % spec.goals_per_task
 
 
-def _pin(state: PyTree, r: jax.Array, last_of_round: jax.Array) -> PyTree:
-    """Set the episode counter so the next goal draw keeps round r's goal, or moves to round r+1's
-    after the round's last step (the env draws goal(episodes + 1) when an episode ends)."""
-    if not hasattr(state, "episodes") or not hasattr(state, "goal_index"):
-        raise ValueError(f"env state {type(state).__name__} has no episodes/goal_index counters")
-    episodes = jnp.full_like(state.episodes, r - 1) + last_of_round
-    return state.replace(episodes=episodes)
+def goal_schedule(env: Env) -> tuple[str | None, int | None]:
+    """(goal_sampling, episodes_per_goal) of a toy or Meta-World env."""
+    owner = getattr(env, "bookkeeping", env)
+    return getattr(owner, "goal_sampling", None), getattr(owner, "episodes_per_goal", None)
 
 
 def _run(env, agent, agent_state, key, *, rounds, adapt_n, score_m):
@@ -147,8 +142,7 @@ def _run(env, agent, agent_state, key, *, rounds, adapt_n, score_m):
     env_state, step = env.reset(reset_key)
 
     def env_step(env_state, action, r, s):
-        """One vector step at step s of round r, with the goal pinned; also returns the goal it played."""
-        env_state = _pin(env_state, r, s == steps_per_round - 1)
+        """One vector step at step s of round r; also returns the goal it played."""
         goal = env_state.goal_index
         env_state, new = env.step(env_state, action)
         return env_state, new, goal

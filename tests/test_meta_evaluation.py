@@ -3,6 +3,7 @@ parity with `metaworld.evaluation.metalearning_evaluation` on the official backe
 
 from __future__ import annotations
 
+import re
 import types
 
 import jax
@@ -59,10 +60,10 @@ def _toy_agent(env, calls):
 
 
 def test_toy_rounds_visit_each_goal_and_adapt_once_on_exactly_the_adaptation_episodes():
-    env = envs.make("toy", num_tasks=3, envs_per_task=2, goal_sampling="sequential")
+    n, m, goals = 2, 3, 6
+    env = envs.make("toy", num_tasks=3, envs_per_task=2, goal_sampling="sequential", episodes_per_goal=n + m)
     spec, T = env.spec, env.spec.episode_length
     calls = []
-    n, m, goals = 2, 3, 6
     result = meta_evaluate(
         env,
         _toy_agent(env, calls),
@@ -92,7 +93,7 @@ def test_toy_rounds_visit_each_goal_and_adapt_once_on_exactly_the_adaptation_epi
 
 
 def test_toy_success_aggregation_per_goal_and_metaworld_count():
-    env = envs.make("toy", num_tasks=3, envs_per_task=2, goal_sampling="sequential")
+    env = envs.make("toy", num_tasks=3, envs_per_task=2, goal_sampling="sequential", episodes_per_goal=4)
     spec = env.spec
     result = meta_evaluate(
         env, _toy_agent(env, []), None, jax.random.key(1), adaptation_episodes=1, scored_episodes=3, goals=4
@@ -152,21 +153,23 @@ def _spec(name, envs_per_task=2):
         ({"adaptation_episodes": -1}, "adaptation_episodes must be >= 0, got -1"),
         ({"goals": 3}, "multiple of envs_per_task (2)"),
         ({"goals": 52}, "in 1..50, got 52"),
-        ({"sampling": "random"}, "goal_sampling='sequential', got 'random'"),
+        ({"sampling": "random"}, "goal_sampling='sequential' and episodes_per_goal=13"),
+        ({"per_goal": 1}, "episodes_per_goal=13 (adaptation + scored), got 'sequential' and 1"),
     ],
 )
 def test_bad_input_is_one_line(kwargs, message):
     env = types.SimpleNamespace(
         spec=_spec(kwargs.pop("name", "ML1/reach-v3/test")),
         goal_sampling=kwargs.pop("sampling", "sequential"),
+        episodes_per_goal=kwargs.pop("per_goal", 13),
     )
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
         meta_evaluate(env, None, None, jax.random.key(0), **kwargs)
     assert "\n" not in str(info.value)
 
 
 def test_unknown_count_is_rejected():
-    env = envs.make("toy", num_tasks=2, goal_sampling="sequential")
+    env = envs.make("toy", num_tasks=2, goal_sampling="sequential", episodes_per_goal=1)
     result = meta_evaluate(
         env, _toy_agent(env, []), None, jax.random.key(0), adaptation_episodes=0, scored_episodes=1, goals=1
     )
@@ -294,7 +297,13 @@ def test_parity_with_metaworld_ml1_reach(envs_per_task, rounds):
     seed, E, n, m = 3, envs_per_task, 2, 3
     agent = _reach_search_agent()
     env = envs.make(
-        "ML1", task="reach-v3", split="test", seed=seed, envs_per_task=E, goal_sampling="sequential"
+        "ML1",
+        task="reach-v3",
+        split="test",
+        seed=seed,
+        envs_per_task=E,
+        goal_sampling="sequential",
+        episodes_per_goal=n + m,
     )
     ours = meta_evaluate(
         env, agent, None, jax.random.key(0), adaptation_episodes=n, scored_episodes=m, goals=E * rounds

@@ -9,7 +9,7 @@ only and observations, rewards and success are computed in JAX for the whole bat
 
 from __future__ import annotations
 
-from ..goals import next_goal_indices
+from ..goals import check_episodes_per_goal, next_goal_indices
 from .benchmarks import (
     BENCHMARKS,
     GOAL_SAMPLING,
@@ -34,6 +34,7 @@ def make_metaworld(
     seed: int = 0,
     envs_per_task: int = 1,
     goal_sampling: str = "random",
+    episodes_per_goal: int = 1,
     backend: str = "official",
     threads: int | None = None,
     reward_version: str = "v2",
@@ -51,6 +52,8 @@ def make_metaworld(
         goal_sampling: "random" (uniform goal at every reset, the MT training protocol) or
             "sequential" (env j of a task takes goals j, j+E, j+2E, ... mod 50 on its successive
             episodes, E = envs_per_task).
+        episodes_per_goal: consecutive episodes each env plays on one goal before the next draw
+            (meta-RL: adaptation plus scored episodes, or one RL² trial).
         backend: "official" (the reference) or "native" (the fast path, parity-tested against it).
         threads: physics worker threads of the native backend (default: one per core, at most 8).
         reward_version: metaworld's reward function version, "v2" (default) or "v1" (official only).
@@ -60,6 +63,7 @@ def make_metaworld(
             or (native) a task without a native port.
     """
     check_args(benchmark, task=task, split=split, goal_sampling=goal_sampling, envs_per_task=envs_per_task)
+    check_episodes_per_goal(episodes_per_goal)
     if backend not in METAWORLD_BACKENDS:
         raise ValueError(f"unknown Meta-World backend {backend!r}; valid: {', '.join(METAWORLD_BACKENDS)}")
     if reward_version not in REWARD_VERSIONS[backend]:
@@ -74,13 +78,19 @@ def make_metaworld(
             get_port(name)  # fails fast, before the benchmark is built
         tasks = load_benchmark(benchmark, task=task, split=split, seed=seed)
         return NativeEnv(
-            tasks, envs_per_task=envs_per_task, goal_sampling=goal_sampling, seed=seed, threads=threads
+            tasks,
+            envs_per_task=envs_per_task,
+            goal_sampling=goal_sampling,
+            episodes_per_goal=episodes_per_goal,
+            seed=seed,
+            threads=threads,
         )
     tasks = load_benchmark(benchmark, task=task, split=split, seed=seed)
     return OfficialEnv(
         tasks,
         envs_per_task=envs_per_task,
         goal_sampling=goal_sampling,
+        episodes_per_goal=episodes_per_goal,
         seed=seed,
         reward_version=reward_version,
     )

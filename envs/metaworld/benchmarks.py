@@ -21,7 +21,7 @@ from metaworld.types import Task
 
 from mtrl.types import EnvSpec
 
-from ..goals import next_goal_indices
+from ..goals import goals_after_step, next_goal_indices
 
 BENCHMARKS = ("MT1", "MT10", "MT25", "MT50", "ML1", "ML10", "ML25", "ML45")
 SINGLE_TASK_BENCHMARKS = ("MT1", "ML1")
@@ -172,15 +172,31 @@ class TaskBookkeeping:
     from the spec alone, so two backends with the same seed and key see the same tasks and goals.
     """
 
-    def __init__(self, tasks: BenchmarkTasks, spec: EnvSpec, goal_sampling: str):
-        self.spec, self.goal_sampling = spec, goal_sampling
+    def __init__(self, tasks: BenchmarkTasks, spec: EnvSpec, goal_sampling: str, episodes_per_goal: int = 1):
+        self.spec, self.goal_sampling, self.episodes_per_goal = spec, goal_sampling, episodes_per_goal
         self.task_id = np.repeat(np.arange(spec.num_tasks, dtype=np.int32), spec.envs_per_task)
         self.one_hot = np.eye(spec.num_tasks, dtype=np.float32)[self.task_id] if tasks.one_hot else None
 
     def next_goals(self, key, episodes):
-        """Goal index of each env's next episode (`goals.next_goal_indices`)."""
+        """Goal index of each env's episode number `episodes` (`goals.next_goal_indices`)."""
         spec = self.spec
-        return next_goal_indices(self.goal_sampling, key, episodes, spec.envs_per_task, spec.goals_per_task)
+        return next_goal_indices(
+            self.goal_sampling, key, episodes, spec.envs_per_task, spec.goals_per_task, self.episodes_per_goal
+        )
+
+    def goals_after_step(self, key, episodes, truncated, goal_index):
+        """Goal of each env after a step: redrawn only where a goal block starts (`goals_after_step`)."""
+        spec = self.spec
+        return goals_after_step(
+            self.goal_sampling,
+            key,
+            episodes,
+            truncated,
+            goal_index,
+            spec.envs_per_task,
+            spec.goals_per_task,
+            self.episodes_per_goal,
+        )
 
     def observe(self, obs):
         """Append the one-hot task id last, as metaworld's OneHotWrapper does (MT only)."""

@@ -166,12 +166,13 @@ class OfficialEnv:
         *,
         envs_per_task: int,
         goal_sampling: str,
+        episodes_per_goal: int = 1,
         seed: int,
         reward_version: str = "v2",
     ):
         self.spec: EnvSpec = make_spec(tasks, envs_per_task)
         self.host = HostEnvs(tasks, envs_per_task, seed, reward_version)
-        self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling)
+        self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling, episodes_per_goal)
 
     def reset(self, key: jax.Array) -> tuple[OfficialState, TimeStep]:
         n = self.spec.num_envs
@@ -192,7 +193,7 @@ class OfficialEnv:
         truncated = steps >= self.spec.episode_length
         key, goal_key = jax.random.split(state.key)
         episodes = state.episodes + truncated
-        goal_index = jnp.where(truncated, self.bookkeeping.next_goals(goal_key, episodes), state.goal_index)
+        goal_index = self.bookkeeping.goals_after_step(goal_key, episodes, truncated, state.goal_index)
         request = pack_request(action, state.steps, truncated, goal_index)
         reply_shape = jax.ShapeDtypeStruct((n, REPLY_SIZE), jnp.float32)
         reply = io_callback(self.host.step, reply_shape, request, ordered=True)

@@ -70,6 +70,7 @@ class NativeEnv:
         *,
         envs_per_task: int,
         goal_sampling: str,
+        episodes_per_goal: int = 1,
         seed: int,
         threads: int | None = None,
     ):
@@ -78,7 +79,7 @@ class NativeEnv:
         self.host = NativeHost(tasks, self.ports, envs_per_task, seed, threads)
         self.layout = self.host.layout
         self.goal_visible = tasks.one_hot  # MT: goal in obs and one-hot appended; ML: goal zeroed
-        self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling)
+        self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling, episodes_per_goal)
 
     def reset(self, key: jax.Array) -> tuple[NativeState, TimeStep]:
         n = self.spec.num_envs
@@ -101,7 +102,7 @@ class NativeEnv:
         truncated = steps >= self.spec.episode_length
         key, goal_key = jax.random.split(state.key)
         episodes = state.episodes + truncated
-        goal_index = jnp.where(truncated, self.bookkeeping.next_goals(goal_key, episodes), state.goal_index)
+        goal_index = self.bookkeeping.goals_after_step(goal_key, episodes, truncated, state.goal_index)
         columns = [state.steps[:, None], truncated[:, None], goal_index[:, None]]
         request = jnp.concatenate([action, *columns], axis=1, dtype=jnp.float32)
         reply = io_callback(self.host.step, self._reply_shape(), request, ordered=True)
