@@ -78,7 +78,7 @@ def check_meta_env(spec: EnvSpec, goals: int, adaptation_episodes: int, scored_e
     """Validate the request; return the number of goal rounds (goals / envs_per_task)."""
     if spec.name.startswith("MT"):
         raise ValueError(
-            f"meta evaluation needs an ML benchmark (ML1, ML10, ML25, ML45) or the toy env, got {spec.name}"
+            f"meta evaluation needs an ML benchmark (ML1, ML10, ML25, ML45) or toy-ml, got {spec.name}"
         )
     if adaptation_episodes < 0:
         raise ValueError(f"adaptation_episodes must be >= 0, got {adaptation_episodes}")
@@ -102,7 +102,27 @@ def meta_evaluate(
     scored_episodes: int = 3,
     goals: int | None = None,
 ) -> MetaEvalResult:
-    """Run the held-out protocol on every task of `env` (built with goal_sampling="sequential")."""
+    """Run the held-out protocol on every task of `env` (see `make_meta_evaluator`)."""
+    evaluator = make_meta_evaluator(
+        env, agent, adaptation_episodes=adaptation_episodes, scored_episodes=scored_episodes, goals=goals
+    )
+    return evaluator(agent_state, key)
+
+
+def make_meta_evaluator(
+    env: Env,
+    agent: MetaAgent,
+    *,
+    adaptation_episodes: int = 10,
+    scored_episodes: int = 3,
+    goals: int | None = None,
+    seeds: bool = False,
+):
+    """The protocol compiled once: `evaluate(agent_state, key) -> MetaEvalResult`, for periodic evaluations.
+
+    `env` must be built with goal_sampling="sequential" and episodes_per_goal = N + M. With `seeds`, the
+    agent state and key carry a leading seed axis (a vmapped run) and so does every array of the result.
+    """
     spec = env.spec
     goals = spec.goals_per_task if goals is None else goals
     rounds = check_meta_env(spec, goals, adaptation_episodes, scored_episodes)
@@ -112,15 +132,18 @@ def meta_evaluate(
             "meta evaluation needs an env built with goal_sampling='sequential' and episodes_per_goal="
             f"{adaptation_episodes + scored_episodes} (adaptation + scored), got {sampling!r} and {per_goal}"
         )
-    run = jax.jit(
-        functools.partial(
-            _run, env, agent, rounds=rounds, adapt_n=adaptation_episodes, score_m=scored_episodes
-        )
+    run = functools.partial(
+        _run, env, agent, rounds=rounds, adapt_n=adaptation_episodes, score_m=scored_episodes
     )
-    out, pinned = run(agent_state, key)
-    if not bool(pinned):
-        raise RuntimeError(f"{spec.name}: an env left its goal during a meta-evaluation round")
-    return MetaEvalResult(*(np.asarray(x) for x in out))
+    run = jax.jit(jax.vmap(run) if seeds else run)
+
+    def evaluate(agent_state: PyTree, key: jax.Array) -> MetaEvalResult:
+        out, pinned = run(agent_state, key)
+        if not bool(np.all(pinned)):
+            raise RuntimeError(f"{spec.name}: an env left its goal during a meta-evaluation round")
+        return MetaEvalResult(*(np.asarray(x) for x in out))
+
+    return evaluate
 
 
 def _round_goals(spec: EnvSpec, r: jax.Array) -> jax.Array:
@@ -204,8 +227,21 @@ def meta_success(spec: EnvSpec, result: MetaEvalResult, *, count: str = "per_goa
 
 def meta_metrics(
     spec: EnvSpec, result: MetaEvalResult, *, prefix: str = "meta_test", count: str = "per_goal"
-):
-    """`<prefix>/success`, `<prefix>/return` (means over tasks) and `<prefix>/<task>/success`."""
+) -> dict[str, float]:
+    """`<prefix>/success`, `<prefix>/return` (means over tasks) and `<prefix>/<task>/success`.
+
+    A result with a leading seed axis (from a vmapped run) gives the means over seeds, plus each seed's own
+    `<prefix>/seed<i>/success` and `<prefix>/seed<i>/<task>/success` for statistics across seeds.
+    """
+    if result.success.ndim == 4:
+        per_seed = [
+            meta_metrics(spec, MetaEvalResult(*(x[i] for x in result)), prefix=prefix, count=count)
+            for i in range(result.success.shape[0])
+        ]
+        metrics = {name: float(np.mean([m[name] for m in per_seed])) for name in per_seed[0]}
+        for i, seed_metrics in enumerate(per_seed):
+            metrics.update({f"{prefix}/seed{i}/{k[len(prefix) + 1 :]}": v for k, v in seed_metrics.items()})
+        return metrics
     per_task = _per_task(spec, result, count)
     metrics = {
         f"{prefix}/success": float(np.mean([s for s, _ in per_task.values()])),

@@ -11,21 +11,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_run(run_dir: Path, records: list[dict[str, Any]], task_names: tuple[str, ...]) -> list[Path]:
-    """Write `plots/success_curve.png` and `plots/task_success.png`; returns the files written."""
-    evals = [r for r in records if "eval/success" in r]
+def plot_run(
+    run_dir: Path, records: list[dict[str, Any]], task_names: tuple[str, ...], prefix: str = "eval"
+) -> list[Path]:
+    """Write `plots/success_curve.png` and `plots/task_success.png`; returns the files written.
+
+    `prefix` picks the evaluation: "eval" (multi-task) or "meta_test" (held-out tasks after adaptation).
+    """
+    evals = [r for r in records if f"{prefix}/success" in r]
     if not evals:
         return []
     out = Path(run_dir) / "plots"
     out.mkdir(exist_ok=True)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["env/steps_per_task"] for r in evals], [r["eval/success"] for r in evals], marker="o")
+    ax.plot([r["env/steps_per_task"] for r in evals], [r[f"{prefix}/success"] for r in evals], marker="o")
     ax.set(
         xlabel="env steps per task",
         ylabel="mean success",
         ylim=(-0.02, 1.02),
-        title="Evaluation success (mean over tasks)",
+        title=("Meta-test success after adaptation" if prefix == "meta_test" else "Evaluation success")
+        + " (mean over tasks)",
     )
     ax.grid(alpha=0.3)
     curve = out / "success_curve.png"
@@ -34,7 +40,7 @@ def plot_run(run_dir: Path, records: list[dict[str, Any]], task_names: tuple[str
     plt.close(fig)
 
     last = evals[-1]
-    values = [last.get(f"eval/{task}/success", 0.0) for task in task_names]
+    values = [last.get(f"{prefix}/{task}/success", 0.0) for task in task_names]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(task_names)), 4))
     ax.bar(range(len(task_names)), values)
     ax.set_xticks(range(len(task_names)), task_names, rotation=60, ha="right", fontsize=8)

@@ -24,7 +24,12 @@ from mtrl.types import Agent, Env, EnvSpec
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LoopConfig:
-    """Budget and schedule of off-policy training; all counts are env steps *per task*."""
+    """Budget and schedule of training; all counts are env steps *per task*.
+
+    Warm-up, steps per iteration, updates per step, batch and replay sizes are the off-policy (SAC family)
+    loop's; agents that collect their own episodes (MT-PPO, MAML, RL², PEARL) size their iterations in
+    their own configs and use the budget, evaluation, logging and checkpoint fields.
+    """
 
     steps_per_task: int = 2_000_000
     """Total env steps per task (the MOORE/Meta-World recipes use 2M)."""
@@ -48,6 +53,10 @@ class LoopConfig:
     """Emit training metrics every so many steps per task."""
     checkpoint_every_steps_per_task: int = 50_000
     """Write a resumable checkpoint every so many steps per task (and at the end, and on SIGINT/SIGTERM)."""
+    meta_adaptation_episodes: int = 10
+    """Meta-RL evaluation: exploration episodes per held-out goal before the agent adapts (Meta-World: 10)."""
+    meta_scored_episodes: int = 3
+    """Meta-RL evaluation: scored episodes per goal after adapting (Meta-World: 3)."""
 
 
 @dataclasses.dataclass
@@ -83,6 +92,8 @@ def check_loop_config(config: LoopConfig, envs_per_task: int) -> None:
         "updates_per_step",
         "eval_envs_per_task",
         "log_every_steps_per_task",
+        "meta_adaptation_episodes",
+        "meta_scored_episodes",
     ):
         value = getattr(config, field)
         if value <= 0:

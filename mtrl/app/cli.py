@@ -3,7 +3,8 @@
 `mtrl train [--preset NAME] [--agent NAME] [--any.config-field VALUE ...]`: the preset (default quickstart)
 gives a full config, `--agent` swaps in another agent's default config, and tyro turns every remaining field
 into a flag. `mtrl train --resume RUN_DIR` continues a stopped run from its newest checkpoint.
-`mtrl evaluate RUN_DIR` re-evaluates a run's newest checkpoint on every goal of every task.
+`mtrl evaluate RUN_DIR` re-evaluates a run's newest checkpoint: every goal of every task (multi-task agents),
+or adaptation on held-out tasks and goals (meta-RL agents).
 `mtrl report RUN_DIR... [--out DIR] [--compare-published]` aggregates runs over seeds with intervals.
 `mtrl sweep FILE [--jobs N] [--dry-run] [--wandb-yaml PATH]` runs (or exports) the sweep FILE defines.
 Exit status: 0 done, 2 bad input, 1 divergence or checkpoint failure, 130 stopped by a signal (resumable).
@@ -103,10 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "evaluate":
             parser = argparse.ArgumentParser(prog="mtrl evaluate")
             parser.add_argument("run_dir", type=Path, help="a run directory written by mtrl train")
-            run_dir = parser.parse_args(rest).run_dir
+            parser.add_argument(
+                "--protocol",
+                choices=("multitask", "meta"),
+                default=None,
+                help="multitask: every goal of every task; meta: adapt on held-out tasks/goals, then "
+                "score (default: the agent's own)",
+            )
+            parsed = parser.parse_args(rest)
             from mtrl.app.run import evaluate_run
 
-            evaluate_run(run_dir)
+            evaluate_run(parsed.run_dir, protocol=parsed.protocol)
         elif command == "report":
             from mtrl.app.report import main as report
 

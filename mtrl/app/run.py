@@ -16,12 +16,13 @@ import jax
 import numpy as np
 from rich.console import Console
 
-from mtrl import checkpoint, evaluation, plots, resources, training
+from mtrl import checkpoint, episodic_training, evaluation, plots, resources, training
 from mtrl.agents import task_encoders
 from mtrl.app import wiring
 from mtrl.app.config import TrainConfig, dotted_fields, load_run_config, to_json
 from mtrl.app.progress import TrainingProgress, markdown_table, success_table
 from mtrl.logger import RunLogger, read_metrics
+from mtrl.types import EnvSpec
 
 RUNS_ROOT = Path("runs")
 
@@ -40,7 +41,7 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     """Train as `config` says, writing everything into a new run directory."""
     console = console or Console()
     train_env, eval_env = wiring.make_envs(config)
-    resources.check_replay_fits(train_env.spec, config.loop.replay_per_task, config.num_seeds)
+    _check_memory(config, train_env.spec)
     run_dir = create_run_dir(config)
     config = dataclasses.replace(config, run_dir=run_dir)
     _write_json(run_dir / "config.json", to_json(config))
@@ -68,16 +69,14 @@ def _resume(run_dir: Path, config: TrainConfig | None, console: Console) -> RunR
     config = dataclasses.replace(config or stored, run_dir=run_dir)
     check_resumable(stored, config)
     train_env, eval_env = wiring.make_envs(config)
-    resources.check_replay_fits(train_env.spec, config.loop.replay_per_task, config.num_seeds)
+    _check_memory(config, train_env.spec)
     host = hasattr(train_env, "host_state")
-    template = training.train_state_template(
-        train_env, wiring.make_agent(config), config.loop, seed_keys(config)
-    )
+    template = wiring.train_state_template(config, train_env, seed_keys(config))
     restored = checkpoint.restore_run(run_dir, template, host=host)
     if host:
         train_env.restore_host_state(restored.train_state.env, restored.host)
     start = training.Start(restored.train_state, restored.loop["iteration"])
-    if start.iteration >= training.num_iterations(config.loop, train_env.spec):
+    if start.iteration >= wiring.num_iterations(config, train_env.spec):
         raise ValueError(
             f"{run_dir} already finished (step {restored.step}); to train it further, resume with a larger "
             "--loop.steps-per-task"
@@ -129,7 +128,8 @@ def _run(config, run_dir, train_env, eval_env, console, start=None, metrics_byte
             hooks = training.Hooks(
                 log=logger.log, checkpoint=save, progress=progress.update, stop_requested=stop.requested
             )
-            _, final = training.train(
+            loop = wiring.loop_module(config)
+            _, final = loop.train(
                 train_env, eval_env, agent, config.loop, seed_keys(config), hooks=hooks, start=start
             )
     except training.Interrupted as stopped:
@@ -138,7 +138,13 @@ def _run(config, run_dir, train_env, eval_env, console, start=None, metrics_byte
     finally:
         logger.close()
         checkpointer.close()
-    return finish(run_dir, spec.task_names, final, console, title="Final evaluation")
+    return finish(run_dir, final, console, title="Final evaluation")
+
+
+def _check_memory(config: TrainConfig, spec) -> None:
+    """Replay must fit in memory (off-policy agents; episodic agents size their own buffers)."""
+    if not wiring.is_episodic(config.agent_name):
+        resources.check_replay_fits(spec, config.loop.replay_per_task, config.num_seeds)
 
 
 def seed_keys(config: TrainConfig) -> jax.Array:
@@ -178,21 +184,64 @@ class StopOnSignal:
             signal.signal(signum, handler)
 
 
-def evaluate_run(run_dir: Path, console: Console | None = None) -> RunResult:
-    """Re-evaluate the newest checkpoint of `run_dir` on every goal of every task."""
+PROTOCOLS = ("multitask", "meta")
+
+
+def evaluate_run(run_dir: Path, console: Console | None = None, protocol: str | None = None) -> RunResult:
+    """Re-evaluate the newest checkpoint of `run_dir`: every goal of every task for multi-task agents,
+    the held-out adapt-then-score protocol for meta-RL agents (`protocol` may only name the agent's own)."""
     console = console or Console()
     run_dir = Path(run_dir)
     with task_encoders.cached_in_run(run_dir):
-        return _evaluate_run(run_dir, console)
+        return _evaluate_run(run_dir, console, protocol)
 
 
-def _evaluate_run(run_dir: Path, console: Console) -> RunResult:
+def _evaluate_run(run_dir: Path, console: Console, protocol: str | None) -> RunResult:
     config = load_run_config(run_dir)
     wiring.check_compatible(config)
+    check_protocol(config.agent_name, protocol)
     eval_env = wiring.make_eval_env(config)
-    agent = wiring.make_agent(config)
+    train_spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
     step = checkpoint.latest_step(run_dir)
-    state = checkpoint.restore(run_dir, wiring.agent_template(config, eval_env.spec), step)
+    state = checkpoint.restore(run_dir, wiring.agent_template(config, train_spec), step)
+    if config.num_seeds > 1:
+        keys = jax.vmap(jax.random.key)(np.arange(config.num_seeds))
+    else:
+        keys = jax.random.key(0)
+    if wiring.is_episodic(config.agent_name):
+        evaluator = episodic_training.make_evaluator(
+            eval_env, wiring.make_agent(config), config.loop, config.num_seeds
+        )
+        metrics = evaluator.final(state, keys)
+    else:
+        metrics = _evaluate_multitask(config, eval_env, state, keys)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    _write_json(run_dir / f"evaluation-{step}-{stamp}.json", {"checkpoint_step": step, **metrics})
+    return finish(run_dir, metrics, console, title=f"Evaluation of checkpoint {step}", plot=False)
+
+
+def check_protocol(agent_name: str, protocol: str | None) -> None:
+    """A multi-task agent cannot adapt and a meta-RL agent is not scored without adapting: refuse both."""
+    if protocol is None:
+        return
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown evaluation protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    meta = wiring.is_meta(agent_name)
+    if protocol == "meta" and not meta:
+        raise ValueError(
+            f"{agent_name} is a multi-task agent and cannot adapt; the meta protocol needs a meta-RL "
+            f"agent: {', '.join(wiring.meta_agent_names()) or 'none registered'}"
+        )
+    if protocol == "multitask" and meta:
+        raise ValueError(
+            f"{agent_name} is a meta-RL agent: it is evaluated by adapting on held-out tasks "
+            "(--protocol meta), not by the multi-task protocol"
+        )
+
+
+def _evaluate_multitask(config: TrainConfig, eval_env, state, keys) -> dict[str, float]:
+    """Every goal of every task once, deterministic (the off-policy agents' evaluation)."""
+    agent = wiring.make_agent(config)
     episodes = evaluation.episodes_per_env(eval_env.spec, eval_env.spec.goals_per_task)
 
     def play(agent_state, key):
@@ -200,29 +249,35 @@ def _evaluate_run(run_dir: Path, console: Console) -> RunResult:
 
     if config.num_seeds > 1:
         play = jax.vmap(play)
-        keys = jax.vmap(jax.random.key)(np.arange(config.num_seeds))
-    else:
-        keys = jax.random.key(0)
     flags = np.asarray(jax.jit(play)(state, keys))
-    metrics = evaluation.eval_metrics(eval_env.spec, flags)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    _write_json(run_dir / f"evaluation-{step}-{stamp}.json", {"checkpoint_step": step, **metrics})
-    return finish(
-        run_dir,
-        eval_env.spec.task_names,
-        metrics,
-        console,
-        title=f"Evaluation of checkpoint {step}",
-        plot=False,
-    )
+    return evaluation.eval_metrics(eval_env.spec, flags)
 
 
-def finish(run_dir, task_names, metrics, console, *, title: str, plot: bool = True) -> RunResult:
-    per_task = {task: metrics[f"eval/{task}/success"] for task in task_names}
+def success_per_task(metrics: dict[str, float]) -> tuple[str, dict[str, float]]:
+    """The final evaluation's per-task success and its prefix: held-out tasks after adaptation
+    (`meta_test/<task>/success`) for meta-RL agents, else `eval/<task>/success`."""
+    prefix = "meta_test" if "meta_test/success" in metrics else "eval"
+    per_task = {}
+    for name, value in metrics.items():
+        parts = name.split("/")
+        if (
+            len(parts) == 3
+            and parts[0] == prefix
+            and parts[2] == "success"
+            and not parts[1].startswith("seed")
+        ):
+            per_task[parts[1]] = value
+    return prefix, per_task
+
+
+def finish(run_dir, metrics, console, *, title: str, plot: bool = True) -> RunResult:
+    prefix, per_task = success_per_task(metrics)
+    if prefix == "meta_test":
+        title = f"{title}: meta-test success (held-out, after adaptation)"
     console.print(success_table(per_task, title))
     (run_dir / "success_table.md").write_text(f"# {title}\n\n{markdown_table(per_task)}")
     if plot:
-        plots.plot_run(run_dir, read_metrics(run_dir), tuple(task_names))
+        plots.plot_run(run_dir, read_metrics(run_dir), tuple(per_task), prefix=prefix)
     return RunResult(run_dir, per_task)
 
 

@@ -1,4 +1,10 @@
-"""Wiring: turn a `TrainConfig` into the env, eval env and bound agent that the core loop runs."""
+"""Wiring: turn a `TrainConfig` into the envs and the bound agent that a core loop runs.
+
+Two loops exist: `mtrl.training` (off-policy, replay: the SAC family) and `mtrl.episodic_training` (agents
+that collect their own episodes: MT-PPO, and the meta-RL agents MAML, RL², PEARL). An agent module with
+`train_iteration` is episodic; one that also has `adapt` is a meta-RL agent, trained on ML benchmarks and
+evaluated on held-out goals/tasks; every other agent is multi-task and trains on MT benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -6,61 +12,145 @@ import functools
 
 import jax
 
-from mtrl import envs
-from mtrl.agents import get_agent
+from mtrl import envs, episodic_training, training
+from mtrl.agents import AGENTS, get_agent
 from mtrl.app.config import EnvConfig, TrainConfig
+from mtrl.episodic_training import EpisodicAgent, EvalEnvs
+from mtrl.meta_evaluation import MetaAgent
 from mtrl.training import check_loop_config
 from mtrl.types import Agent, Env, EnvSpec
 
 MT_BENCHMARKS = ("toy", "MT1", "MT10", "MT25", "MT50")
+META_BENCHMARKS = ("toy-ml", "ML1", "ML10", "ML25", "ML45")
 
 
-def make_env(env_config: EnvConfig, seed: int, *, envs_per_task: int, goal_sampling: str = "random") -> Env:
+def is_episodic(agent_name: str) -> bool:
+    """Whether the agent collects its own episodes (`mtrl.episodic_training`) rather than using replay."""
+    return hasattr(get_agent(agent_name), "train_iteration")
+
+
+def is_meta(agent_name: str) -> bool:
+    """Whether the agent adapts to a new task or goal (MAML, RL², PEARL)."""
+    return hasattr(get_agent(agent_name), "adapt")
+
+
+def meta_agent_names() -> tuple[str, ...]:
+    return tuple(name for name in AGENTS if is_meta(name))
+
+
+def make_env(
+    env_config: EnvConfig,
+    seed: int,
+    *,
+    envs_per_task: int,
+    goal_sampling: str = "random",
+    episodes_per_goal: int = 1,
+    split: str = "train",
+) -> Env:
     """The configured benchmark with `envs_per_task` envs per task."""
     return envs.make(
         env_config.name,
         task=env_config.task,
+        split=split,
         backend=env_config.backend,
         seed=seed,
         envs_per_task=envs_per_task,
         goal_sampling=goal_sampling,
+        episodes_per_goal=episodes_per_goal,
         num_tasks=env_config.toy_num_tasks if env_config.name == "toy" else None,
         reward_version=env_config.reward_version,
     )
 
 
-def make_envs(config: TrainConfig) -> tuple[Env, Env]:
-    """Training env (random goals) and evaluation env (every goal once, in turn)."""
+def make_envs(config: TrainConfig) -> tuple[Env, Env | EvalEnvs]:
+    """Training env (random goals) and where the agent is evaluated (every goal once, in turn)."""
     check_compatible(config)
-    train_env = make_env(config.env, config.seed, envs_per_task=config.env.envs_per_task)
+    episodes_per_goal = make_agent(config).episodes_per_goal if is_episodic(config.agent_name) else 1
+    train_env = make_env(
+        config.env, config.seed, envs_per_task=config.env.envs_per_task, episodes_per_goal=episodes_per_goal
+    )
     return train_env, make_eval_env(config)
 
 
-def make_eval_env(config: TrainConfig) -> Env:
-    """The evaluation env: `eval_envs_per_task` envs per task playing every goal in turn."""
-    return make_env(
-        config.env, config.seed, envs_per_task=config.loop.eval_envs_per_task, goal_sampling="sequential"
+def make_eval_env(config: TrainConfig) -> Env | EvalEnvs:
+    """Evaluation envs, `eval_envs_per_task` envs per task playing every goal in turn: one env for
+    multi-task agents (`EvalEnvs` for episodic ones), the test and train splits for meta-RL agents."""
+    if not is_meta(config.agent_name):
+        env = make_env(
+            config.env, config.seed, envs_per_task=config.loop.eval_envs_per_task, goal_sampling="sequential"
+        )
+        return EvalEnvs(test=env) if is_episodic(config.agent_name) else env
+    per_goal = config.loop.meta_adaptation_episodes + config.loop.meta_scored_episodes
+    test, train = (
+        make_env(
+            config.env,
+            config.seed,
+            envs_per_task=config.loop.eval_envs_per_task,
+            goal_sampling="sequential",
+            episodes_per_goal=per_goal,
+            split=split,
+        )
+        for split in ("test", "train")
     )
+    return EvalEnvs(test=test, train=train)
 
 
-def make_agent(config: TrainConfig) -> Agent:
+def make_agent(config: TrainConfig) -> Agent | EpisodicAgent:
     """The agent's pure functions with its config bound."""
     module = get_agent(config.agent_name)
-    return Agent(
+    if not is_episodic(config.agent_name):
+        return Agent(
+            name=config.agent_name,
+            init=functools.partial(module.init, config=config.agent),
+            act=module.act,
+            update=module.update,
+        )
+    meta = None
+    if is_meta(config.agent_name):
+        meta = MetaAgent(config.agent_name, module.init_adaptation, module.act, module.adapt)
+    return EpisodicAgent(
         name=config.agent_name,
         init=functools.partial(module.init, config=config.agent),
-        act=module.act,
-        update=module.update,
+        train_iteration=module.train_iteration,
+        vector_steps=functools.partial(module.vector_steps_per_iteration, config=config.agent),
+        episodes_per_goal=module.episodes_per_goal(config.agent),
+        act=None if meta else module.act,
+        meta=meta,
     )
+
+
+def loop_module(config: TrainConfig):
+    """The core loop that trains this agent: `mtrl.training` or `mtrl.episodic_training`."""
+    return episodic_training if is_episodic(config.agent_name) else training
+
+
+def num_iterations(config: TrainConfig, spec: EnvSpec) -> int:
+    """Iterations of the whole run in the agent's loop."""
+    if is_episodic(config.agent_name):
+        return episodic_training.num_iterations(config.loop, make_agent(config), spec)
+    return training.num_iterations(config.loop, spec)
+
+
+def train_state_template(config: TrainConfig, env: Env, keys):
+    """The train state's structure in the agent's loop (what `--resume` restores into)."""
+    if is_episodic(config.agent_name):
+        return episodic_training.train_state_template(env, make_agent(config), keys)
+    return training.train_state_template(env, make_agent(config), config.loop, keys)
 
 
 def check_compatible(config: TrainConfig) -> None:
     """Refuse combinations that cannot train, before anything is built."""
-    if config.env.name not in envs.ENV_NAMES:
-        raise ValueError(f"unknown env {config.env.name!r}; valid names: {', '.join(envs.ENV_NAMES)}")
-    if config.env.name not in MT_BENCHMARKS:
+    name = config.env.name
+    if name not in envs.ENV_NAMES:
+        raise ValueError(f"unknown env {name!r}; valid names: {', '.join(envs.ENV_NAMES)}")
+    if is_meta(config.agent_name) and name not in META_BENCHMARKS:
         raise ValueError(
-            f"{config.env.name} is a meta-RL benchmark and {config.agent_name} is a multi-task agent; "
+            f"{config.agent_name} is a meta-RL agent and {name} a multi-task benchmark; meta-RL agents "
+            f"train on {', '.join(META_BENCHMARKS)}"
+        )
+    if not is_meta(config.agent_name) and name not in MT_BENCHMARKS:
+        raise ValueError(
+            f"{name} is a meta-RL benchmark and {config.agent_name} is a multi-task agent; "
             f"multi-task agents train on {', '.join(MT_BENCHMARKS)}"
         )
     if config.num_seeds < 1:
@@ -71,7 +161,7 @@ def check_compatible(config: TrainConfig) -> None:
 
 
 def agent_template(config: TrainConfig, spec: EnvSpec):
-    """An agent state with the run's structure, to restore a checkpoint into."""
+    """An agent state with the run's structure, to restore a checkpoint into (the train spec's)."""
     agent = make_agent(config)
     if config.num_seeds > 1:
         keys = jax.random.split(jax.random.key(0), config.num_seeds)

@@ -1,0 +1,229 @@
+"""The host loop of agents that collect their own episodes: MT-PPO, MAML, RL² and PEARL.
+
+One iteration is the agent's jitted `train_iteration(env, agent_state, key)`: it resets the env, plays whole
+episodes in lockstep (each env holding its goal for the agent's `episodes_per_goal` episodes) and updates.
+The env state therefore never outlives an iteration, and the train state is the agent state alone; iteration
+`i` draws its key from the run key and `i`, so a resumed run repeats exactly what the uninterrupted one does.
+
+Evaluation follows the agent's kind (design §6): a multi-task agent (MT-PPO) plays every goal of every task
+deterministically, as in the off-policy loop (`mtrl.evaluation`); a meta-RL agent (with `adapt`) is scored by
+the held-out protocol (`mtrl.meta_evaluation`) on the test split (`meta_test/*`, the number the Meta-World
+paper reports) and on the train split (`meta_train/*`). Periodic evaluations visit `eval_goals_per_task`
+goals per task; the final one visits every test goal (meta-train stays at `eval_goals_per_task`: on ML45 all
+50 goals of the 45 train tasks would cost ~15M env steps).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from mtrl import evaluation
+from mtrl.meta_evaluation import MetaAgent, make_meta_evaluator, meta_metrics
+from mtrl.training import (
+    Hooks,
+    Interrupted,
+    LoopConfig,
+    Start,
+    _every,
+    _fold_in,
+    all_finite,
+    check_finite,
+    check_loop_config,
+)
+from mtrl.types import Agent, Env, EnvSpec, PyTree
+
+
+class EpisodicAgent(NamedTuple):
+    """An episodic agent's functions with its config bound (see the agent modules' contract)."""
+
+    name: str
+    init: Callable  # (key, spec) -> state
+    train_iteration: Callable  # (env, state, key) -> (state, metrics)
+    vector_steps: Callable  # (spec) -> env.step calls per iteration
+    episodes_per_goal: int
+    """Consecutive episodes each training env plays on one goal (MAML: pre + post adaptation)."""
+    act: Callable | None  # multi-task agents: (state, obs, task_id, key, deterministic) -> action
+    meta: MetaAgent | None  # meta-RL agents: init_adaptation, act, adapt
+
+
+class EvalEnvs(NamedTuple):
+    """Where an episodic agent is evaluated: the MT eval env, or the ML test and train splits."""
+
+    test: Env
+    train: Env | None = None
+    """The train split for meta-train success (meta-RL agents only)."""
+
+
+@struct.dataclass
+class EpisodicState:
+    """The whole train state: the agent's (params, optimiser states, baselines, PEARL's replay)."""
+
+    agent: PyTree
+    iterations: jax.Array
+    """Iterations completed."""
+
+
+def iteration_steps_per_task(agent: EpisodicAgent, spec: EnvSpec) -> int:
+    """Env steps per task that one iteration plays."""
+    return agent.vector_steps(spec) * spec.envs_per_task
+
+
+def num_iterations(config: LoopConfig, agent: EpisodicAgent, spec: EnvSpec) -> int:
+    """Iterations of a whole run (the last may overshoot the budget by part of one)."""
+    return -(-config.steps_per_task // iteration_steps_per_task(agent, spec))
+
+
+def train_state_template(env: Env, agent: EpisodicAgent, keys: jax.Array) -> EpisodicState:
+    """The train state's structure (nothing computed): what a checkpoint restores into."""
+    init = functools.partial(_init, env.spec, agent)
+    return jax.eval_shape(jax.vmap(init) if keys.ndim else init, keys)
+
+
+def _init(spec: EnvSpec, agent: EpisodicAgent, key: jax.Array) -> EpisodicState:
+    init_key = jax.random.split(key, 3)[0]
+    return EpisodicState(agent=agent.init(init_key, spec), iterations=jnp.zeros((), jnp.int32))
+
+
+class Evaluator(NamedTuple):
+    periodic: Callable  # (agent_state, key) -> metrics
+    final: Callable
+
+
+def make_evaluator(
+    eval_envs: EvalEnvs, agent: EpisodicAgent, config: LoopConfig, num_seeds: int
+) -> Evaluator:
+    """Build (and validate) the evaluations; each compiles on its first use."""
+    seeds = num_seeds > 1
+    if agent.meta is None:
+        env = eval_envs.test
+        mt_agent = Agent(name=agent.name, init=None, act=agent.act, update=None)
+
+        def mt(goals: int) -> Callable:
+            episodes = evaluation.episodes_per_env(env.spec, goals)
+            play = functools.partial(evaluation.run_episodes, env, mt_agent, num_episodes=episodes)
+            play = jax.jit(jax.vmap(play) if seeds else play)
+            return lambda state, key: evaluation.eval_metrics(env.spec, np.asarray(play(state, key)))
+
+        return Evaluator(mt(config.eval_goals_per_task), mt(env.spec.goals_per_task))
+
+    protocol = {
+        "adaptation_episodes": config.meta_adaptation_episodes,
+        "scored_episodes": config.meta_scored_episodes,
+        "seeds": seeds,
+    }
+
+    def meta(env: Env, goals: int, prefix: str) -> Callable:
+        evaluate = make_meta_evaluator(env, agent.meta, goals=goals, **protocol)
+        return lambda state, key: meta_metrics(env.spec, evaluate(state, key), prefix=prefix)
+
+    goals = config.eval_goals_per_task
+    test_periodic = meta(eval_envs.test, goals, "meta_test")
+    test_final = meta(eval_envs.test, eval_envs.test.spec.goals_per_task, "meta_test")
+    train_split = meta(eval_envs.train, goals, "meta_train") if eval_envs.train is not None else None
+
+    def both(test: Callable) -> Callable:
+        def evaluate(state, key):
+            metrics = test(state, key)
+            if train_split is not None:
+                metrics.update(train_split(state, _fold_in(key, 1)))
+            return metrics
+
+        return evaluate
+
+    return Evaluator(both(test_periodic), both(test_final))
+
+
+def train(
+    env: Env,
+    eval_envs: EvalEnvs,
+    agent: EpisodicAgent,
+    config: LoopConfig,
+    keys: jax.Array,
+    *,
+    hooks: Hooks | None = None,
+    start: Start | None = None,
+) -> tuple[EpisodicState, dict[str, float]]:
+    """Train `agent` on `env`; returns the final state and the final evaluation's metrics.
+
+    `keys`: one PRNG key, or a 1-D array of keys to train that many seeds in one vmapped program (pure-JAX
+    envs only). Divergence, stop requests and checkpoints behave as in `mtrl.training.train`.
+    """
+    hooks = hooks or Hooks()
+    spec = env.spec
+    check_loop_config(config, spec.envs_per_task)
+    num_seeds = keys.shape[0] if keys.ndim else 1
+    if num_seeds > 1 and not getattr(env, "vmappable", False):
+        raise ValueError(
+            f"num_seeds={num_seeds} needs a pure-JAX env backend; {spec.name} steps on the host "
+            "(run one seed per process instead)"
+        )
+
+    def iterate(state: EpisodicState, key: jax.Array) -> tuple[EpisodicState, dict[str, jax.Array]]:
+        train_key = jax.random.split(key, 3)[1]
+        agent_state, metrics = agent.train_iteration(
+            env, state.agent, jax.random.fold_in(train_key, state.iterations)
+        )
+        metrics = {**metrics, "train/params_finite": all_finite(agent_state)}
+        return EpisodicState(agent=agent_state, iterations=state.iterations + 1), metrics
+
+    init = functools.partial(_init, spec, agent)
+    init, iterate = (jax.vmap(init), jax.vmap(iterate)) if num_seeds > 1 else (init, iterate)
+    init, iterate = jax.jit(init), jax.jit(iterate)
+    evaluator = make_evaluator(eval_envs, agent, config, num_seeds)
+    eval_keys = jax.vmap(_eval_key)(keys) if num_seeds > 1 else _eval_key(keys)
+
+    state = init(keys) if start is None else start.state
+    first = 1 if start is None else start.iteration + 1
+    steps_per_iteration = iteration_steps_per_task(agent, spec)
+    iterations = num_iterations(config, agent, spec)
+    eval_every = _every(config.eval_every_steps_per_task, steps_per_iteration)
+    log_every = _every(config.log_every_steps_per_task, steps_per_iteration)
+    checkpoint_every = _every(config.checkpoint_every_steps_per_task, steps_per_iteration)
+
+    last_log_time, last_log_step = time.perf_counter(), (first - 1) * steps_per_iteration
+    pending: list[dict[str, Any]] = []
+    eval_metrics: dict[str, float] = {}
+    for i in range(first, iterations + 1):
+        step = i * steps_per_iteration
+        state, metrics = iterate(state, keys)
+        metrics = jax.device_get(metrics)
+        check_finite(metrics, step * spec.num_tasks)
+        pending.append(metrics)
+        final = i == iterations
+        if i % log_every == 0 or final:
+            now = time.perf_counter()
+            logged = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
+            logged["env/steps_per_task"] = step
+            logged["env/steps_per_second"] = (
+                (step - last_log_step) * spec.num_tasks / max(now - last_log_time, 1e-9)
+            )
+            hooks.log(step * spec.num_tasks, logged)
+            hooks.progress(step * spec.num_tasks, logged)
+            pending = []
+            last_log_time, last_log_step = time.perf_counter(), step
+        if final or (eval_every and i % eval_every == 0):
+            eval_start = time.perf_counter()
+            evaluate = evaluator.final if final else evaluator.periodic
+            eval_metrics = evaluate(state.agent, _fold_in(eval_keys, i))
+            eval_metrics["env/steps_per_task"] = step
+            hooks.log(step * spec.num_tasks, eval_metrics)
+            hooks.progress(step * spec.num_tasks, eval_metrics)
+            last_log_time += time.perf_counter() - eval_start  # evaluation is not training throughput
+        stop = hooks.stop_requested()
+        if final or stop or (checkpoint_every and i % checkpoint_every == 0):
+            hooks.checkpoint(step * spec.num_tasks, state, i)
+        if stop and not final:
+            raise Interrupted(step * spec.num_tasks)
+    return state, eval_metrics
+
+
+def _eval_key(key: jax.Array) -> jax.Array:
+    return jax.random.split(key, 3)[2]
