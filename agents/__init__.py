@@ -1,4 +1,6 @@
-"""Agents by name: each value is a module with `Config`, `init`, `act` and `update`.
+"""Agents by name: each value is a module with `Config`, `init` and `act`, and either `update` (off-policy,
+trained from replay by `mtrl.training`) or `train_iteration` (collects its own episodes:
+`mtrl.episodic_training`); meta-RL agents add `init_adaptation` and `adapt` (`mtrl.meta_evaluation`).
 
 `from mtrl.agents import moore_sac` gives pure functions over plain pytrees; the training loop and
 the CLI look agents up here and know nothing else about them.
@@ -6,7 +8,7 @@ the CLI look agents up here and know nothing else about them.
 
 from types import ModuleType
 
-from . import care_sac, hyper_sac, mh_sac, moore_sac, mt_sac, paco_sac, softmod_sac
+from . import care_sac, hyper_sac, mh_sac, moore_sac, mt_ppo, mt_sac, paco_sac, softmod_sac
 
 AGENTS: dict[str, ModuleType] = {
     "mt_sac": mt_sac,
@@ -16,6 +18,7 @@ AGENTS: dict[str, ModuleType] = {
     "paco_sac": paco_sac,
     "softmod_sac": softmod_sac,
     "hyper_sac": hyper_sac,
+    "mt_ppo": mt_ppo,
 }
 
 

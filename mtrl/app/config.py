@@ -19,9 +19,10 @@ class EnvConfig:
     """Which benchmark to train on and how it is batched."""
 
     name: str = "MT10"
-    """toy, MT1, MT10, MT25, MT50 (ML1/ML10/ML25/ML45 are for meta-RL agents)."""
+    """toy, MT1, MT10, MT25, MT50 for multi-task agents; toy-ml, ML1, ML10, ML25, ML45 for meta-RL agents
+    (trained on the train split, evaluated on held-out test tasks/goals)."""
     task: str | None = None
-    """Meta-World task for MT1, e.g. reach-v3."""
+    """Meta-World task for MT1/ML1, e.g. reach-v3."""
     backend: str | None = None
     """Env backend; default: the benchmark's own (official for Meta-World, jax for toy)."""
     envs_per_task: int = 1
