@@ -8,7 +8,7 @@ the CLI look agents up here and know nothing else about them.
 
 from types import ModuleType
 
-from . import care_sac, hyper_sac, mh_sac, moore_sac, mt_ppo, mt_sac, paco_sac, softmod_sac
+from . import care_sac, hyper_sac, maml, mh_sac, moore_sac, mt_ppo, mt_sac, paco_sac, rl2, softmod_sac
 
 AGENTS: dict[str, ModuleType] = {
     "mt_sac": mt_sac,
@@ -19,6 +19,8 @@ AGENTS: dict[str, ModuleType] = {
     "softmod_sac": softmod_sac,
     "hyper_sac": hyper_sac,
     "mt_ppo": mt_ppo,
+    "maml": maml,
+    "rl2": rl2,
 }
 
 

@@ -114,6 +114,10 @@ AGENT_METHODS: dict[str, str] = {
     "care_sac": "CARE",
     "paco_sac": "PaCo",
     "softmod_sac": "Soft Modularization",
+    "mt_ppo": "MT-PPO",
+    "maml": "MAML",
+    "rl2": "RL²",
+    "pearl": "PEARL",
 }
 WIDENED_MH_SAC = {"MT10": 4096, "MT50": 2048}  # the re-run's widened MT-MH-SAC hidden width per benchmark
 

@@ -4,7 +4,9 @@ A run directory written by `mtrl train` holds `config.json`, `spec.json` and `me
 `num_seeds = N` trained N vmapped seeds and logs `eval/seed<i>/success` for each. Every seed becomes one
 `SeedRun`. Per-task success of one seed is known for single-seed runs (`eval/<task>/success`) and for
 vmapped runs only where `eval/seed<i>/<task>/success` was logged; otherwise a group's statistics fall back
-to each seed's mean over tasks (a one-column score matrix) and say so.
+to each seed's mean over tasks (a one-column score matrix) and say so. Meta-RL runs are read the same way
+from their meta-test evaluation (`meta_test/...`: success on held-out tasks after adaptation), and their
+benchmark is named as the Meta-World paper does ("ML10 meta-test").
 """
 
 from __future__ import annotations
@@ -38,11 +40,14 @@ class SeedRun:
     """`[points, tasks]` this seed's success per task, None when the run did not log it per seed."""
     dir_task_success: np.ndarray
     """`[points, tasks]` per-task success averaged over all seeds of its run directory."""
+    metric: str = "eval"
+    """Which evaluation was read: "eval" (multi-task) or "meta_test" (held-out, after adaptation)."""
 
     @property
     def benchmark(self) -> str:
         task = self.config.get("env.task")
-        return self.config["env.name"] + (f" {task}" if task else "")
+        name = self.config["env.name"] + (f" {task}" if task else "")
+        return f"{name} meta-test" if self.metric == "meta_test" else name
 
     @property
     def name(self) -> str:
@@ -113,24 +118,24 @@ def read_run_dir(run_dir: Path) -> list[SeedRun]:
             raise ValueError(
                 f"{config_path} lacks the field {field!r}; is it a config written by mtrl train?"
             )
-    evals = _eval_records(run_dir)
-    task_names = _task_names(run_dir, evals[-1])
+    evals, metric = _eval_records(run_dir)
+    task_names = _task_names(run_dir, evals[-1], metric)
     steps = np.array([r["env/steps_per_task"] for r in evals], np.float64)
     if np.any(np.diff(steps) <= 0):
         raise ValueError(f"{run_dir / 'metrics.jsonl'}: evaluation steps are not increasing")
-    dir_tasks = _columns(evals, [f"eval/{t}/success" for t in task_names], run_dir)
+    dir_tasks = _columns(evals, [f"{metric}/{t}/success" for t in task_names], run_dir)
     num_seeds = int(config["num_seeds"])
     if num_seeds == 1:
-        seeds = [(_columns(evals, ["eval/success"], run_dir)[:, 0], dir_tasks)]
+        seeds = [(_columns(evals, [f"{metric}/success"], run_dir)[:, 0], dir_tasks)]
     else:
         seeds = []
         for i in range(num_seeds):
-            mean = _columns(evals, [f"eval/seed{i}/success"], run_dir)[:, 0]
-            keys = [f"eval/seed{i}/{t}/success" for t in task_names]
+            mean = _columns(evals, [f"{metric}/seed{i}/success"], run_dir)[:, 0]
+            keys = [f"{metric}/seed{i}/{t}/success" for t in task_names]
             tasks = _columns(evals, keys, run_dir) if all(k in evals[-1] for k in keys) else None
             seeds.append((mean, tasks))
     return [
-        SeedRun(run_dir, int(config["seed"]) + i, config, task_names, steps, mean, tasks, dir_tasks)
+        SeedRun(run_dir, int(config["seed"]) + i, config, task_names, steps, mean, tasks, dir_tasks, metric)
         for i, (mean, tasks) in enumerate(seeds)
     ]
 
@@ -170,7 +175,8 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _eval_records(run_dir: Path) -> list[dict[str, Any]]:
+def _eval_records(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    """The evaluation records and their metric prefix: "eval", or "meta_test" for meta-RL runs."""
     path = run_dir / "metrics.jsonl"
     records = []
     if path.exists():
@@ -179,17 +185,24 @@ def _eval_records(run_dir: Path) -> list[dict[str, Any]]:
                 records.append(json.loads(line))
             except json.JSONDecodeError:  # a line cut short by a crash
                 continue
-    evals = [r for r in records if "eval/success" in r]
-    if not evals:
-        raise ValueError(f"{run_dir} has no evaluation yet (no eval/success in {path.name})")
-    return evals
+    for metric in ("eval", "meta_test"):
+        evals = [r for r in records if f"{metric}/success" in r]
+        if evals:
+            return evals, metric
+    raise ValueError(f"{run_dir} has no evaluation yet (no eval/success in {path.name})")
 
 
-def _task_names(run_dir: Path, last: dict[str, Any]) -> tuple[str, ...]:
+def _task_names(run_dir: Path, last: dict[str, Any], metric: str) -> tuple[str, ...]:
+    """The evaluated tasks: the training spec's for MT runs; meta-test tasks are the held-out ones."""
     spec_path = run_dir / "spec.json"
-    if spec_path.exists():
+    if spec_path.exists() and metric == "eval":
         return tuple(json.loads(spec_path.read_text())["task_names"])
-    names = [k[5:-8] for k in last if k.startswith("eval/") and k.endswith("/success") and k.count("/") == 2]
+    prefix = f"{metric}/"
+    names = [
+        k[len(prefix) : -len("/success")]
+        for k in last
+        if k.startswith(prefix) and k.endswith("/success") and k.count("/") == 2
+    ]
     return tuple(n for n in names if not n.startswith("seed"))
 
 
