@@ -79,7 +79,7 @@ def test_meta_run_reports_meta_test_and_meta_train_success(tmp_path):
     assert 0.0 <= final["meta_test/success"] <= 1.0
     assert "meta_train/success" in final and "meta_test/point-goal-0/success" in final
     assert set(result.success_per_task) == {"point-goal-0"}
-    assert "meta-test" in (result.run_dir / "success_table.md").read_text()
+    assert "Meta-test success" in (result.run_dir / "success_table.md").read_text()
     again = evaluate_run(result.run_dir, console=QUIET, protocol="meta")
     assert set(again.success_per_task) == {"point-goal-0"}
     (seed,) = read_run_dir(result.run_dir)  # mtrl report reads the meta-test evaluation

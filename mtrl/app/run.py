@@ -272,8 +272,8 @@ def success_per_task(metrics: dict[str, float]) -> tuple[str, dict[str, float]]:
 
 def finish(run_dir, metrics, console, *, title: str, plot: bool = True) -> RunResult:
     prefix, per_task = success_per_task(metrics)
-    if prefix == "meta_test":
-        title = f"{title}: meta-test success (held-out, after adaptation)"
+    if prefix == "meta_test":  # held-out tasks/goals, after adaptation
+        title = f"Meta-test success, {title[0].lower()}{title[1:]}"
     console.print(success_table(per_task, title))
     (run_dir / "success_table.md").write_text(f"# {title}\n\n{markdown_table(per_task)}")
     if plot:
