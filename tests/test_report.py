@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import scipy.stats
-from mtrl.agents import mh_sac, moore_sac, mt_sac
+from mtrl.agents import maml, mh_sac, moore_sac, mt_sac, pearl
 
 from mtrl.app import cli
 from mtrl.app import report as app_report
@@ -275,11 +275,30 @@ def test_compare_published_matches_agent_and_benchmark(tmp_path):
     assert report.published_rows == [] and "no published figures" in report.notes[-1]
 
 
+def test_meta_runs_compare_their_meta_test_success_with_the_meta_world_table(tmp_path):
+    dirs = []
+    for seed in range(3):
+        path = tmp_path / f"maml-{seed}"
+        config = TrainConfig(agent=maml.Config(), env=EnvConfig(name="ML10"), seed=seed, run_dir=path)
+        path.mkdir()
+        (path / "config.json").write_text(json.dumps(to_json(config), default=str))
+        record = {"step": 10, "env/steps_per_task": 1000, "meta_test/success": 0.2 + 0.1 * seed}
+        record.update({f"meta_test/{t}/success": 0.2 + 0.1 * seed for t in ("a-v3", "b-v3")})
+        record["meta_train/success"] = 0.9  # read nowhere: the table's number is meta-test
+        (path / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+        dirs.append(path)
+    report = app_report.build_report(app_report.load_groups(dirs), reps=50, compare_published=True)
+    (row,) = report.published_rows
+    assert row[0] == "maml" and row[5].startswith("MAML: 0.316") and "Meta-World paper" in row[6]
+    assert row[4].startswith("0.300")
+
+
 def test_published_method_follows_the_config():
     def method(agent, env="MT10"):
         return published.method_of(flatten(to_json(TrainConfig(agent=agent, env=EnvConfig(name=env)))))
 
     assert method(moore_sac.Config()) == "MOORE"
+    assert method(maml.Config(), "ML10") == "MAML" and method(pearl.Config(), "ML45") == "PEARL"
     assert method(mt_sac.Config(gradient_method="pcgrad")) == "PCGrad"
     assert method(mt_sac.Config(gradient_method="cagrad")) is None  # no source ran it
     assert method(mh_sac.Config(hidden_sizes=(4096, 4096, 4096))) == "MT-MH-SAC widened"

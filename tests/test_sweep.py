@@ -478,3 +478,7 @@ def test_example_sweeps_expand():
     assert all(r.config.loop.steps_per_task == 2_000_000 and r.config.num_seeds == 1 for r in runs)
     assert get_agent("moore_sac").Config() == runs[0].config.agent
     assert TrainConfig is type(runs[0].config)
+    ml10 = launcher.load_sweep(Path(__file__).parents[1] / "experiments/sweeps/ml10_meta_baselines.py")
+    runs = expand(ml10)
+    assert len(runs) == 30 and {r.config.agent_name for r in runs} == {"maml", "rl2", "pearl"}
+    assert {r.config.env.name for r in runs} == {"ML10"}
