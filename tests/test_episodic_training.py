@@ -15,8 +15,10 @@ from rich.console import Console
 from mtrl import envs, episodic_training
 from mtrl.app import wiring
 from mtrl.app.config import EnvConfig, TrainConfig
+from mtrl.app.policy import load_meta_agent, load_policy
 from mtrl.app.run import evaluate_run, train
 from mtrl.logger import WandbConfig
+from mtrl.meta_evaluation import meta_evaluate
 from mtrl.report.runs import read_run_dir
 from mtrl.training import Hooks, Interrupted, LoopConfig, Start
 
@@ -82,6 +84,22 @@ def test_meta_run_reports_meta_test_and_meta_train_success(tmp_path):
     assert "Meta-test success" in (result.run_dir / "success_table.md").read_text()
     again = evaluate_run(result.run_dir, console=QUIET, protocol="meta")
     assert set(again.success_per_task) == {"point-goal-0"}
+    loaded = load_meta_agent(result.run_dir)  # and in other code, with the evaluator
+    test_env = envs.make(
+        "toy-ml", split="test", envs_per_task=2, goal_sampling="sequential", episodes_per_goal=2
+    )
+    own = meta_evaluate(
+        test_env,
+        loaded.agent,
+        loaded.state,
+        jax.random.key(0),
+        adaptation_episodes=1,
+        scored_episodes=1,
+        goals=2,
+    )
+    assert own.success.shape == (1, 2, 1)
+    with pytest.raises(ValueError, match="meta-RL agent \\(maml\\).*use load_meta_agent"):
+        load_policy(result.run_dir)
     (seed,) = read_run_dir(result.run_dir)  # mtrl report reads the meta-test evaluation
     assert seed.benchmark == "toy-ml meta-test" and seed.task_names == ("point-goal-0",)
     assert seed.success[-1] == final["meta_test/success"]

@@ -5,6 +5,10 @@
 
 For MT benchmarks the task is read from the one-hot id that ends each observation (as metaworld's
 `use_one_hot=True` envs produce it); pass `task_id=` to give it explicitly.
+
+A meta-RL agent is not one fixed policy: `load_meta_agent("runs/<run>")` gives its `MetaAgent` functions
+(`init_adaptation`, `act`, `adapt`) and trained state, for `mtrl.meta_evaluation.meta_evaluate` or your own
+adaptation loop.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 from mtrl import checkpoint
 from mtrl.agents import get_agent, task_encoders
 from mtrl.app.config import load_run_config
-from mtrl.app.wiring import agent_template
+from mtrl.app.wiring import agent_template, is_meta
+from mtrl.meta_evaluation import MetaAgent
 from mtrl.types import EnvSpec, PyTree
 
 
@@ -47,16 +52,46 @@ class Policy:
         return action[0] if single else action
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadedMetaAgent:
+    """A trained meta-RL agent: its functions, its state and the spec of the env it was meta-trained on."""
+
+    agent: MetaAgent
+    state: PyTree
+    spec: EnvSpec
+
+
 def load_policy(run_dir: str | Path, *, step: int | None = None, seed_index: int = 0) -> Policy:
     """Restore the agent of `run_dir` (newest checkpoint unless `step`); `seed_index` picks one of N seeds."""
-    run_dir = Path(run_dir)
+    config, spec, state = _restore(Path(run_dir), step, seed_index)
+    if is_meta(config.agent_name):
+        raise ValueError(
+            f"{run_dir} holds a meta-RL agent ({config.agent_name}), which acts through adaptation, not as "
+            "one fixed policy; use load_meta_agent"
+        )
+    module = get_agent(config.agent_name)
+    key = jax.random.key(0)
+    act = jax.jit(lambda s, o, t: module.act(s, o, t, key, True))
+    return Policy(spec=spec, state=state, act=act)
+
+
+def load_meta_agent(run_dir: str | Path, *, step: int | None = None, seed_index: int = 0) -> LoadedMetaAgent:
+    """The meta-RL agent of `run_dir`, e.g. for `meta_evaluate(env, loaded.agent, loaded.state, key)`."""
+    config, spec, state = _restore(Path(run_dir), step, seed_index)
+    if not is_meta(config.agent_name):
+        raise ValueError(
+            f"{run_dir} holds a multi-task agent ({config.agent_name}), which cannot adapt; use load_policy"
+        )
+    module = get_agent(config.agent_name)
+    agent = MetaAgent(config.agent_name, module.init_adaptation, module.act, module.adapt)
+    return LoadedMetaAgent(agent=agent, state=state, spec=spec)
+
+
+def _restore(run_dir: Path, step: int | None, seed_index: int):
     config = load_run_config(run_dir)
     spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
-    module = get_agent(config.agent_name)
     with task_encoders.cached_in_run(run_dir):  # a text-embedding agent reads the run's own copy
         state = checkpoint.restore(run_dir, agent_template(config, spec), step)
     if config.num_seeds > 1:
         state = jax.tree.map(lambda x: x[seed_index], state)
-    key = jax.random.key(0)
-    act = jax.jit(lambda s, o, t: module.act(s, o, t, key, True))
-    return Policy(spec=spec, state=state, act=act)
+    return config, spec, state
