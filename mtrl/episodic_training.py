@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -64,11 +64,15 @@ class EvalEnvs(NamedTuple):
 
 @struct.dataclass
 class EpisodicState:
-    """The whole train state: the agent's (params, optimiser states, baselines, PEARL's replay)."""
+    """The whole train state: the agent's (params, optimiser states, baselines, PEARL's replay) and the sums
+    of the per-iteration metrics since the last log, so that a resumed run logs the same means."""
 
     agent: PyTree
     iterations: jax.Array
     """Iterations completed."""
+    metric_sums: dict[str, jax.Array]
+    window: jax.Array
+    """Iterations summed in `metric_sums`."""
 
 
 def iteration_steps_per_task(agent: EpisodicAgent, spec: EnvSpec) -> int:
@@ -83,13 +87,39 @@ def num_iterations(config: LoopConfig, agent: EpisodicAgent, spec: EnvSpec) -> i
 
 def train_state_template(env: Env, agent: EpisodicAgent, keys: jax.Array) -> EpisodicState:
     """The train state's structure (nothing computed): what a checkpoint restores into."""
-    init = functools.partial(_init, env.spec, agent)
+    init = functools.partial(_init, env, agent)
     return jax.eval_shape(jax.vmap(init) if keys.ndim else init, keys)
 
 
-def _init(spec: EnvSpec, agent: EpisodicAgent, key: jax.Array) -> EpisodicState:
+def _iteration(env: Env, agent: EpisodicAgent, agent_state: PyTree, iterations: jax.Array, key: jax.Array):
+    """One training iteration of the agent with the key of iteration `iterations` of the run key `key`."""
+    train_key = jax.random.split(key, 3)[1]
+    agent_state, metrics = agent.train_iteration(env, agent_state, jax.random.fold_in(train_key, iterations))
+    return agent_state, {**metrics, "train/params_finite": all_finite(agent_state)}
+
+
+def _init(env: Env, agent: EpisodicAgent, key: jax.Array) -> EpisodicState:
     init_key = jax.random.split(key, 3)[0]
-    return EpisodicState(agent=agent.init(init_key, spec), iterations=jnp.zeros((), jnp.int32))
+    agent_state = agent.init(init_key, env.spec)
+    iterations = jnp.zeros((), jnp.int32)
+    shapes = jax.eval_shape(functools.partial(_iteration, env, agent), agent_state, iterations, key)[1]
+    sums = {name: jnp.zeros(shape.shape, jnp.float32) for name, shape in shapes.items()}
+    return EpisodicState(agent_state, iterations, sums, jnp.zeros((), jnp.int32))
+
+
+def _iterate(env: Env, agent: EpisodicAgent, state: EpisodicState, key: jax.Array):
+    agent_state, metrics = _iteration(env, agent, state.agent, state.iterations, key)
+    sums = {name: total + metrics[name] for name, total in state.metric_sums.items()}
+    state = EpisodicState(agent_state, state.iterations + 1, sums, state.window + 1)
+    return state, metrics
+
+
+def _take_means(state: EpisodicState) -> tuple[EpisodicState, dict[str, float]]:
+    """The metrics' means since the last log (over iterations, and over seeds), and the state reset."""
+    sums, window = jax.device_get((state.metric_sums, state.window))
+    means = {name: float(np.mean(np.asarray(total) / np.asarray(window))) for name, total in sums.items()}
+    cleared = jax.tree.map(jnp.zeros_like, (state.metric_sums, state.window))
+    return state.replace(metric_sums=cleared[0], window=cleared[1]), means
 
 
 class Evaluator(NamedTuple):
@@ -166,15 +196,8 @@ def train(
             "(run one seed per process instead)"
         )
 
-    def iterate(state: EpisodicState, key: jax.Array) -> tuple[EpisodicState, dict[str, jax.Array]]:
-        train_key = jax.random.split(key, 3)[1]
-        agent_state, metrics = agent.train_iteration(
-            env, state.agent, jax.random.fold_in(train_key, state.iterations)
-        )
-        metrics = {**metrics, "train/params_finite": all_finite(agent_state)}
-        return EpisodicState(agent=agent_state, iterations=state.iterations + 1), metrics
-
-    init = functools.partial(_init, spec, agent)
+    init = functools.partial(_init, env, agent)
+    iterate = functools.partial(_iterate, env, agent)
     init, iterate = (jax.vmap(init), jax.vmap(iterate)) if num_seeds > 1 else (init, iterate)
     init, iterate = jax.jit(init), jax.jit(iterate)
     evaluator = make_evaluator(eval_envs, agent, config, num_seeds)
@@ -189,25 +212,22 @@ def train(
     checkpoint_every = _every(config.checkpoint_every_steps_per_task, steps_per_iteration)
 
     last_log_time, last_log_step = time.perf_counter(), (first - 1) * steps_per_iteration
-    pending: list[dict[str, Any]] = []
     eval_metrics: dict[str, float] = {}
     for i in range(first, iterations + 1):
         step = i * steps_per_iteration
         state, metrics = iterate(state, keys)
         metrics = jax.device_get(metrics)
         check_finite(metrics, step * spec.num_tasks)
-        pending.append(metrics)
         final = i == iterations
         if i % log_every == 0 or final:
             now = time.perf_counter()
-            logged = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
+            state, logged = _take_means(state)
             logged["env/steps_per_task"] = step
             logged["env/steps_per_second"] = (
                 (step - last_log_step) * spec.num_tasks / max(now - last_log_time, 1e-9)
             )
             hooks.log(step * spec.num_tasks, logged)
             hooks.progress(step * spec.num_tasks, logged)
-            pending = []
             last_log_time, last_log_step = time.perf_counter(), step
         if final or (eval_every and i % eval_every == 0):
             eval_start = time.perf_counter()

@@ -26,6 +26,7 @@ from mtrl import checkpoint, training
 from mtrl.app import run, wiring
 from mtrl.app.config import EnvConfig, TrainConfig, load_run_config
 from mtrl.logger import WandbConfig, read_metrics
+from mtrl.types import EnvSpec
 
 TOY_FLAGS = """
     --agent mt_sac --agent.hidden-sizes 32 32 --agent.initial-alpha 0.1
@@ -43,6 +44,14 @@ METAWORLD_FLAGS = """
     --loop.batch-per-task 32 --loop.replay-per-task 2000 --loop.eval-every-steps-per-task 0
     --loop.eval-envs-per-task 2 --loop.eval-goals-per-task 2
     --loop.log-every-steps-per-task 100 --loop.checkpoint-every-steps-per-task 200 --wandb.mode disabled
+""".split()
+# An episodic meta-RL agent (MAML) on the goal-hidden toy family: 320 steps per task per iteration.
+MAML_FLAGS = """
+    --agent maml --agent.hidden-sizes 16 --agent.episodes-per-task 1
+    --env.name toy-ml --env.envs-per-task 4 --loop.steps-per-task 9600
+    --loop.eval-every-steps-per-task 3200 --loop.eval-envs-per-task 5 --loop.eval-goals-per-task 5
+    --loop.meta-adaptation-episodes 1 --loop.meta-scored-episodes 1
+    --loop.log-every-steps-per-task 640 --loop.checkpoint-every-steps-per-task 960 --wandb.mode disabled
 """.split()
 TIMING = "env/steps_per_second"
 
@@ -97,7 +106,9 @@ def assert_same_run(reference: Path, resumed: Path) -> None:
     assert [r["step"] for r in got] == [r["step"] for r in expected]  # nothing missing, nothing twice
     assert got == expected
     config = load_run_config(reference)
-    template = wiring.agent_template(config, wiring.make_eval_env(config).spec)
+    template = wiring.agent_template(
+        config, EnvSpec.from_dict(json.loads((reference / "spec.json").read_text()))
+    )
     final = checkpoint.latest_step(reference)
     assert checkpoint.latest_step(resumed) == final
     for a, b in zip(
@@ -129,6 +140,27 @@ def test_metaworld_run_killed_and_resumed_matches_uninterrupted_run(tmp_path, ba
     reference = uninterrupted(flags, tmp_path / "reference")
     crash_and_resume(flags, tmp_path / "crashed", lines=7, signum=signal.SIGKILL)
     assert_same_run(reference, tmp_path / "crashed")
+
+
+def test_episodic_meta_run_killed_and_resumed_matches_uninterrupted_run(tmp_path):
+    reference = uninterrupted(MAML_FLAGS, tmp_path / "reference")
+    crash_and_resume(MAML_FLAGS, tmp_path / "crashed", lines=5, signum=signal.SIGKILL)
+    assert_same_run(reference, tmp_path / "crashed")
+
+
+def test_resuming_a_run_that_is_still_training_is_refused(tmp_path):
+    run_dir = tmp_path / "live"
+    victim = mtrl_train([*TOY_FLAGS, "--run-dir", str(run_dir)])
+    try:
+        kill_after(victim, run_dir, lines=2, signum=0)  # signal 0: only wait until it is well under way
+        code, output = finish(mtrl_train(["--resume", str(run_dir)]))
+        assert code == 2, output[-2000:]
+        assert f"{run_dir} is being trained by pid {victim.pid}; stop it first" in output
+    finally:
+        victim.send_signal(signal.SIGTERM)
+        finish(victim)
+    code, output = finish(mtrl_train(["--resume", str(run_dir)]))  # once it stopped, resuming works
+    assert code == 0, output[-2000:]
 
 
 # In-process checks on one small toy run.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import fcntl
 import importlib.metadata
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -48,7 +51,7 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     _write_json(run_dir / "spec.json", train_env.spec.to_dict())
     _write_json(run_dir / "versions.json", package_versions())
     console.print(f"run directory: {run_dir}")
-    with task_encoders.cached_in_run(run_dir):  # text task embeddings travel with the run
+    with exclusive(run_dir), task_encoders.cached_in_run(run_dir):  # embeddings travel with the run
         return _run(config, run_dir, train_env, eval_env, console)
 
 
@@ -60,8 +63,34 @@ def resume(run_dir: Path, config: TrainConfig | None = None, console: Console | 
     """
     console = console or Console()
     run_dir = Path(run_dir)
-    with task_encoders.cached_in_run(run_dir):
+    load_run_config(run_dir)  # a clear error if it is not a run directory, before anything is touched
+    with exclusive(run_dir), task_encoders.cached_in_run(run_dir):
         return _resume(run_dir, config, console)
+
+
+@contextlib.contextmanager
+def exclusive(run_dir: Path):
+    """Hold `run_dir` for this process (an advisory lock the kernel drops when the process dies, however it
+    dies): resuming a run that another process is still training would interleave two writers' checkpoints
+    and metric lines, so it is refused."""
+    with open(run_dir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise ValueError(
+                f"{run_dir} is being trained by {owner}; stop it first (Ctrl-C or SIGTERM checkpoints "
+                "it) or wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _resume(run_dir: Path, config: TrainConfig | None, console: Console) -> RunResult:
