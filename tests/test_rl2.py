@@ -3,6 +3,7 @@ its defining sum, train_iteration under jit/vmap, and meta-test learning on toy-
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import time
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from mtrl.agents import policy_gradient as pg
 from mtrl.agents import rl2
+from mtrl.envs import TOY_ML, PointMass
 
 from mtrl import envs
 from mtrl.meta_evaluation import MetaAgent, meta_evaluate
@@ -204,37 +206,44 @@ def train(env, state, iterations, seed=0):
 
 
 def test_rl2_learns_to_use_its_memory_on_toy_ml():
-    """After training on trials of 3 episodes, the memory carried from N = 2 adaptation episodes into the
-    M = 1 scored episode on held-out goals earns clearly more than the same policy from zero memory.
+    """On toy-ml with 8-step episodes, after training on trials of 3 episodes, the memory carried from
+    N = 2 adaptation episodes into the M = 1 scored episode on the held-out goals succeeds clearly more
+    often than the same policy from zero memory.
 
     Un-adapted: identical protocol, but `adapt` returns a fresh `init_adaptation` context (zero hidden
     state, zero previous action/reward/done), so the scored episode is the policy's first on its goal.
-    Toy-ml's reward (1 − distance) is dense: a recurrent policy learns to home in on the goal within one
-    episode, so memoryless *success* catches up with training (measured: 0.28 vs 0.48 after 100
-    iterations, 1.0 vs 1.0 after 400). Memory shows as reaching the goal sooner, i.e. higher return,
-    in every run measured (adapted/un-adapted return 36/27, 41/31, 57/49, 71/61, 32/24, 36/30, 39/33,
-    42/38 over two seeds); success is asserted not to drop and to beat a reward-blind policy (~1 in 7).
+    Why 8 steps: at toy-ml's 40 (and still at 10) the dense reward 1 − distance lets the GRU locate the
+    goal within one episode, so memoryless success catches up (40 steps: adapted 0.50 vs un-adapted
+    0.48; 10 steps, 32 envs: 0.96 vs 0.82 after 1200 iterations). Reaching the ends of the arc takes 6 of
+    the 8 steps, so a scored episode from zero memory has little time to search, while the memory of the
+    adaptation episodes sends it straight to the goal. Measured after 600 iterations (init/train seeds
+    0-4, adapted vs un-adapted success; return): 0.80/0.36 (7.2/4.8), 0.84/0.36 (8.0/5.1), 0.84/0.32
+    (7.8/4.4), 0.82/0.50 (7.2/5.1), 0.60/0.32 (6.3/5.1); seed 0 with meta-test keys 7-10: 0.80-0.84 vs
+    0.36. The gap is in what the policy learns in this budget, not a bound: one step's reward already
+    pins the goal on the arc, and memoryless success keeps rising with training (1500 iterations,
+    seeds 0-1: adapted 0.80-0.96, un-adapted 0.40-0.56).
     """
     n, m = 2, 1
+    toy8 = dataclasses.replace(TOY_ML, episode_length=8)
     cfg = rl2.Config(
-        hidden_size=64, episodes_per_trial=n + m, minibatch_trials=16, epochs=4, learning_rate=1e-3
+        hidden_size=32, episodes_per_trial=n + m, minibatch_trials=16, epochs=4, learning_rate=1e-3
     )
-    env = toy(envs_per_task=32, episodes_per_goal=n + m)
+    env = PointMass(toy8, envs_per_task=64, episodes_per_goal=n + m)
     state = rl2.init(jax.random.key(0), env.spec, cfg)
     start = time.time()
-    state, metrics = train(env, state, 200)
+    state, _ = train(env, state, 600)
     minutes = (time.time() - start) / 60
-    test_env = envs.make(
-        "toy-ml", split="test", envs_per_task=10, goal_sampling="sequential", episodes_per_goal=n + m
+    test_env = PointMass(
+        toy8, split="test", envs_per_task=10, goal_sampling="sequential", episodes_per_goal=n + m
     )
     (adapted, adapted_return), (unadapted, unadapted_return) = meta_test(test_env, state, n, m)
     print(
-        f"toy-ml RL²: meta-test success adapted {adapted:.3f}, un-adapted {unadapted:.3f}; return "
-        f"{adapted_return:.1f} vs {unadapted_return:.1f} ({minutes:.1f} min training)"
+        f"toy-ml (8-step episodes) RL²: meta-test success adapted {adapted:.3f}, un-adapted "
+        f"{unadapted:.3f}; return {adapted_return:.1f} vs {unadapted_return:.1f} ({minutes:.1f} min training)"
     )
-    assert adapted_return >= unadapted_return + 3.0
-    assert adapted >= unadapted - 0.04
-    assert adapted >= 0.35
+    assert adapted >= unadapted + 0.2
+    assert adapted_return >= unadapted_return + 1.0
+    assert adapted >= 0.5
 
 
 @pytest.mark.slow
