@@ -6,14 +6,14 @@ and 16 envs per task, MT50 with 1) it measures, in one process and in alternatin
 - metaworld: `gym.make_vec("Meta-World/MT10"|"Meta-World/MT50", vector_strategy="sync")`, E copies of it
   for E envs per task (metaworld's vector env has one env per task), random actions, same-step reset;
 - native: our backend in a jitted `lax.scan` with random actions drawn in JAX;
-- physics ceiling: the same MjModel/MjData objects stepped by the same worker threads with random actions
+- physics ceiling: the same MjModel/MjData objects stepped by the same thread pool with random actions
   and nothing but the writes, `mj_step(nstep=frame_skip)` + `mj_forward`, i.e. what the native host call
   must do anyway; and, where
   several envs share a model, `mujoco.rollout` (open-loop, no mj_forward, one call per task).
 
 Printed: env-steps/s of each, native/metaworld (target >= 8 on MT10) and native/ceiling (target >= 0.7).
-With `--profile` it also splits the native vector step into host physics, host packing + reset and
-the JAX side (io_callback transfer, observations, rewards).
+With `--profile` it also splits the native vector step into host physics, the rest of the host call
+(mocap, writes, reads, resets) and the JAX side (io_callback transfer, observations, rewards).
 
 Run: `python experiments/bench/native_throughput.py` (about 5 minutes on 2 cores), or pick configs with
 `--configs MT10x1 MT50x1`.
@@ -33,6 +33,7 @@ import metaworld  # noqa: F401  (registers the Meta-World gymnasium ids)
 import mujoco
 import numpy as np
 from mtrl.envs.metaworld import make_metaworld
+from mtrl.envs.metaworld.native.physics import PhysicsPool, step_physics
 from mujoco import rollout as mj_rollout
 
 CONFIGS = ("MT10x1", "MT10x4", "MT10x16", "MT50x1")
@@ -95,38 +96,32 @@ def native_runner(env, seed: int, vector_steps: int):
 
 
 def physics_runner(host, seed: int):
-    """The host's own envs and threads doing only the physics of a random-action step.
+    """The host's own envs and flat view, and a pool of as many threads, doing only physics.
 
-    Per env: write mocap and gripper controls (one `put`), `mj_step(frame_skip)` + `mj_forward`. The
-    actions are random like the native run's, so the arm moves and makes contacts as it does there (a
-    still arm is cheaper to simulate, which would flatter the ceiling... or the backend).
+    Per vector step: write every env's mocap and gripper controls (one assignment through the host's
+    flat view), then `mj_step(frame_skip)` + `mj_forward` per env on the pool; no reads, no resets.
+    The actions are random like the native run's, so the arm moves and makes contacts as it does there
+    (a still arm is cheaper to simulate, which would flatter the ceiling... or the backend).
     """
-    chunks, slots = host._chunks, host.slots
     rng = np.random.default_rng(seed)
-    mocap = np.stack([slot.raw[slot.inputs[:3]] for slot in slots])
-    quat = np.tile([1.0, 0.0, 1.0, 0.0], (len(slots), 1))
+    n = len(host.envs)
+    mocap = host.view.values[host.inputs[:, :3]]
+    quat = np.tile([1.0, 0.0, 1.0, 0.0], (n, 1))
+    envs = host.envs
 
-    def work(envs, inputs):
-        for i in envs:
-            slot = slots[i]
-            slot.raw.put(slot.inputs, inputs[i])
-            mujoco.mj_step(slot.model, slot.data, nstep=slot.nstep)
-            mujoco.mj_forward(slot.model, slot.data)
+    def physics(i: int) -> None:
+        step_physics(envs[i].model, envs[i].data, envs[i].frame_skip)
+
+    pool = PhysicsPool(physics, n, host.threads)
 
     def run(vector_steps: int) -> float:
         nonlocal mocap
         start = time.perf_counter()
         for _ in range(vector_steps):
-            action = rng.uniform(-1, 1, (len(slots), 4))
+            action = rng.uniform(-1, 1, (n, 4))
             mocap = np.clip(mocap + 0.01 * action[:, :3], host.mocap_low, host.mocap_high)
-            inputs = np.concatenate([mocap, quat, action[:, 3:], -action[:, 3:]], axis=1)
-            if host._pool is None:
-                work(chunks[0], inputs)
-            else:
-                futures = [host._pool.submit(work, c, inputs) for c in chunks[1:]]
-                work(chunks[0], inputs)
-                for f in futures:
-                    f.result()
+            host.view.values[host.inputs] = np.concatenate([mocap, quat, action[:, 3:], -action[:, 3:]], 1)
+            pool.run()
         return time.perf_counter() - start
 
     return run
@@ -159,34 +154,29 @@ def _get_state(env, spec):
 
 
 def profile_host(env, vector_steps: int) -> dict[str, float]:
-    """Split one native vector step: host physics, host remainder (mocap, packing, resets), JAX rest."""
+    """Split one native vector step: host physics, the rest of the host call, and the JAX side."""
     host = env.host
-    physics = {"t": 0.0}
-    original = host._physics
+    times = {"physics": 0.0, "host_step": 0.0}
 
-    def timed(envs, ctrl, reply):
-        start = time.perf_counter()
-        original(envs, ctrl, reply)
-        physics["t"] += time.perf_counter() - start
+    def timed(label, function):
+        def call(*args):
+            start = time.perf_counter()
+            result = function(*args)
+            times[label] += time.perf_counter() - start
+            return result
 
-    step_time = {"t": 0.0}
-    original_step = host.step
+        return call
 
-    def timed_step(request):
-        start = time.perf_counter()
-        reply = original_step(request)
-        step_time["t"] += time.perf_counter() - start
-        return reply
-
-    host._physics, host.step = timed, timed_step
+    original_run, original_step = host.pool.run, host.step
+    host.pool.run, host.step = timed("physics", original_run), timed("host_step", original_step)
     try:
         run = native_runner(env, 0, vector_steps)
         run(0)
-        physics["t"] = step_time["t"] = 0.0
+        times["physics"] = times["host_step"] = 0.0
         total = run(0)
     finally:
-        host._physics, host.step = original, original_step
-    return {"total": total, "host_step": step_time["t"], "physics_main_thread": physics["t"]}
+        host.pool.run, host.step = original_run, original_step
+    return {"total": total, **times}
 
 
 def measure(config: str, seed: int, env_steps: int, rounds: int, profile: bool) -> dict:
@@ -238,8 +228,8 @@ def main(argv: list[str] | None = None) -> None:
             per_step = 1e6 / p["vector_steps"]
             print(
                 f"         per vector step: total {p['total'] * per_step:.0f} us, host call "
-                f"{p['host_step'] * per_step:.0f} us (physics on the calling thread "
-                f"{p['physics_main_thread'] * per_step:.0f} us), JAX side and transfer "
+                f"{p['host_step'] * per_step:.0f} us (physics {p['physics'] * per_step:.0f} us), "
+                f"JAX side and transfer "
                 f"{(p['total'] - p['host_step']) * per_step:.0f} us",
                 flush=True,
             )

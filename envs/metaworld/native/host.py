@@ -6,7 +6,8 @@ physics is bit-identical: move the mocap by the clipped action (float32 * action
 the mocap box) and reset its orientation, set the gripper controls, `mj_step` frame_skip times, then
 `mj_forward` as metaworld does (it is not optional: it leaves the constraint solver's warm start
 that the next step begins from), but not `mj_rnePostConstraint`, whose outputs nothing reads and
-which feeds nothing back. Envs are split over worker threads; MuJoCo releases the GIL while it steps.
+which feeds nothing back. Writes and reads go through one flat view over all envs' MjData and the
+physics through a persistent thread pool (`physics.py`): the per-env Python is two MuJoCo calls.
 
 Resets (1 in 500 steps) call metaworld's own `set_task` + `reset`; the reply then carries the reset
 observation and the new episode's constants (target, initial positions, ...).
@@ -14,16 +15,14 @@ observation and the new episode's constants (target, initial positions, ...).
 
 from __future__ import annotations
 
-import ctypes
 import os
-from concurrent.futures import ThreadPoolExecutor
 
-import mujoco
 import numpy as np
 
 from .. import snapshot
 from ..benchmarks import ACTION_SIZE, EPISODE_LENGTH, OBS_SIZE, BenchmarkTasks
 from .layout import MOCAP_COLUMNS, ReplyLayout, TaskLayout
+from .physics import BatchView, PhysicsPool, step_physics
 from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
 
 REQUEST_SIZE = ACTION_SIZE + 3  # action, steps so far, done, goal index for the next episode
@@ -35,69 +34,32 @@ def default_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-# MjData fields the host reads or writes; MuJoCo allocates them all in one buffer per MjData.
-_RAW_FIELDS = ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "xpos", "xquat", "xmat", "site_xpos",
-               "site_xmat", "geom_xpos", "geom_xmat")  # fmt: skip
-_INPUTS = 3 + 4 + 2  # what a step writes: mocap position, mocap orientation, gripper controls
+# MjData fields the host reads or writes through the flat view.
+_VIEW_FIELDS = ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "xpos", "xquat", "xmat", "site_xpos",
+                "site_xmat", "geom_xpos", "geom_xmat")  # fmt: skip
 
 
-def _raw_view(data) -> tuple[np.ndarray, dict[str, int]]:
-    """One float64 view spanning `_RAW_FIELDS` in MjData's buffer, and each field's offset in it.
-
-    With it, a step's writes are one `put` and its reads one `take`, whatever the task reads: the per-env
-    Python work, which holds the GIL while the other threads' MuJoCo calls run, stays a few microseconds.
-    """
-    arrays = {name: getattr(data, name) for name in _RAW_FIELDS}
-    starts = {name: a.__array_interface__["data"][0] for name, a in arrays.items()}
-    base = min(starts.values())
-    end = max(starts[name] + a.nbytes for name, a in arrays.items())
-    if any((start - base) % 8 for start in starts.values()):
-        raise RuntimeError("MjData fields are not 8-byte aligned relative to each other")
-    raw = np.ctypeslib.as_array((ctypes.c_double * ((end - base) // 8)).from_address(base))
-    for name, a in arrays.items():  # the view must see exactly what the bindings see
-        assert np.array_equal(raw[(starts[name] - base) // 8 :][: a.size], a.ravel(), equal_nan=True), name
-    return raw, {name: (start - base) // 8 for name, start in starts.items()}
+def _input_index(view: BatchView, env: int) -> np.ndarray:
+    """Where a step's 9 inputs go: mocap position, mocap orientation, the two gripper controls."""
+    return np.concatenate(
+        [view.index(env, "mocap_pos", range(3)), view.index(env, "mocap_quat", range(4)),
+         view.index(env, "ctrl", range(2))]
+    )  # fmt: skip
 
 
-class _Slot:
-    """One env's MuJoCo handles and the flat indices of everything a step writes and reads.
-
-    The raw view keeps the MjData alive through `self.data`; MuJoCo never reallocates these fields
-    (resets write into them), so the indices stay valid for the env's life.
-    """
-
-    def __init__(self, env, reads: dict, layout: TaskLayout):
-        self.model, self.data, self.nstep = env.model, env.data, env.frame_skip
-        self.raw, offset = _raw_view(env.data)
-        self.inputs = np.concatenate(
-            [
-                offset["mocap_pos"] + np.arange(3),
-                offset["mocap_quat"] + np.arange(4),
-                offset["ctrl"] + np.arange(2),
-            ]
-        )
-        self.width = max(stop for _, stop in layout.reads.values())
-        self.outputs = np.zeros(self.width + MOCAP_COLUMNS, np.int64)
-        self.touching = []  # (column, (object geom, left pad geom, right pad geom))
-        for name, read in reads.items():
-            start, stop = layout.reads[name]
-            field = READ_KINDS[read.kind][0]
-            if field == "contact":
-                self.touching.append((start, tuple(read.indices(self.model))))
-            else:
-                self.outputs[start:stop] = offset[field] + read.indices(self.model)
-        self.outputs[self.width :] = offset["mocap_pos"] + np.arange(3)  # read back, as metaworld does
-
-    def step(self, inputs: np.ndarray, row: np.ndarray, unstable_column: int) -> None:
-        """Write the step's inputs, advance MuJoCo as metaworld does, and copy the reads into `row`."""
-        resets = snapshot.unstable_resets(self.data)
-        self.raw.put(self.inputs, inputs)
-        mujoco.mj_step(self.model, self.data, nstep=self.nstep)
-        mujoco.mj_forward(self.model, self.data)
-        self.raw.take(self.outputs, out=row[: len(self.outputs)])
-        row[unstable_column] = snapshot.unstable_resets(self.data) > resets
-        for column, geoms in self.touching:
-            row[column] = touching_object(self.data, *geoms)
+def _output_index(view: BatchView, env: int, model, reads: dict, layout: TaskLayout, width: int):
+    """Where each reply column of env `env` is read from (padding reads a zero), and its contact reads."""
+    index = np.full(width + MOCAP_COLUMNS, view.zero_index, np.int64)
+    touching = []  # (column, (object geom, left pad geom, right pad geom))
+    for name, read in reads.items():
+        start, stop = layout.reads[name]
+        field = READ_KINDS[read.kind][0]
+        if field == "contact":
+            touching.append((start, tuple(int(g) for g in read.indices(model))))
+        else:
+            index[start:stop] = view.index(env, field, read.indices(model))
+    index[width:] = view.index(env, "mocap_pos", range(3))  # read back, as metaworld does
+    return index, touching
 
 
 def touching_object(data, object_geom: int, left_pad: int, right_pad: int) -> float:
@@ -123,11 +85,10 @@ class NativeHost:
         threads: int | None = None,
     ):
         self.layout = ReplyLayout(tuple(TaskLayout.of(port) for port in ports))
-        self.envs, self.goals, self.slots, self.constants = [], [], [], []
+        self.envs, self.goals, self.constants, reads = [], [], [], []
         for task, (env_cls, goals, port) in enumerate(
             zip(tasks.env_classes, tasks.goals, ports, strict=True)
         ):
-            reads = {**COMMON_READS, **port.reads}
             for _ in range(envs_per_task):
                 env = env_cls(reward_function_version="v2")
                 env.seed(seed)  # as the official backend does
@@ -135,9 +96,19 @@ class NativeHost:
                 env.set_task(goals[0])  # fixes observability, hence the observation bounds
                 self.envs.append(env)
                 self.goals.append(goals)
-                self.slots.append(_Slot(env, reads, self.layout.tasks[task]))
+                reads.append(({**COMMON_READS, **port.reads}, self.layout.tasks[task]))
                 self.constants.append(({**COMMON_CONSTANTS, **port.constants}, self.layout.tasks[task]))
         n = len(self.envs)
+        self.view = BatchView([env.data for env in self.envs], _VIEW_FIELDS, snapshot.UNSTABLE)
+        self.inputs = np.stack([_input_index(self.view, i) for i in range(n)])
+        width = self.layout.reads_width
+        outputs = [
+            _output_index(self.view, i, env.model, env_reads, layout, width)
+            for i, (env, (env_reads, layout)) in enumerate(zip(self.envs, reads, strict=True))
+        ]
+        self.outputs = np.stack([index for index, _ in outputs])
+        self.touching = [touching for _, touching in outputs]  # per env: [(column, geoms), ...]
+        self._touching_envs = [i for i, touching in enumerate(self.touching) if touching]
         space = [env.sawyer_observation_space for env in self.envs]
         self.obs_low = np.stack([s.low for s in space]).astype(np.float32)
         self.obs_high = np.stack([s.high for s in space]).astype(np.float32)
@@ -145,14 +116,14 @@ class NativeHost:
         self.mocap_low = np.stack([env.mocap_low for env in self.envs])
         self.mocap_high = np.stack([env.mocap_high for env in self.envs])
         self.mocap = np.zeros((n, 3))
-        self._mocap_quat = np.tile(
-            MOCAP_QUAT, (n, 1)
-        )  # constant, but MuJoCo's reset of unstable data clears it
-        self._mocap_columns = np.stack([slot.width + np.arange(MOCAP_COLUMNS) for slot in self.slots])
+        # constant, but MuJoCo's reset of unstable data clears it
+        self._mocap_quat = np.tile(MOCAP_QUAT, (n, 1))
+        self._reply = np.zeros((n, self.layout.width))
         self.steps = np.zeros(n, np.int64)
         self.threads = min(threads or default_threads(), n)
-        self._chunks = [np.arange(i, n, self.threads) for i in range(self.threads)]
-        self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
+        self._unstable_before = np.zeros(n, np.int64)
+        self._ending: dict[int, int] = {}  # env -> goal of its next episode, for envs whose episode ends
+        self.pool = PhysicsPool(self._advance, n, self.threads)
 
     def reset(self, goal_index: np.ndarray) -> np.ndarray:
         """Reset every env to its goal configuration; the reply holds reset obs and constants."""
@@ -171,26 +142,41 @@ class NativeHost:
         delta = np.clip(action[:, :3], -1, 1) * self.action_scale
         self.mocap = np.clip(self.mocap + delta, self.mocap_low, self.mocap_high)
         gripper = action[:, -1:].astype(np.float64)
-        inputs = np.concatenate([self.mocap, self._mocap_quat, gripper, -gripper], axis=1)
-        reply = np.zeros((len(self.envs), self.layout.width))
-        if self._pool is None:
-            self._physics(self._chunks[0], inputs, reply)
-        else:
-            futures = [self._pool.submit(self._physics, c, inputs, reply) for c in self._chunks[1:]]
-            self._physics(self._chunks[0], inputs, reply)
-            for future in futures:
-                future.result()
-        # metaworld re-reads the mocap every step (MuJoCo may have reset an unstable env)
-        self.mocap = np.take_along_axis(reply, self._mocap_columns, axis=1)
+        self.view.values[self.inputs] = np.concatenate([self.mocap, self._mocap_quat, gripper, -gripper], 1)
+        self._unstable_before = self.view.unstable_counts()
+        ending = np.flatnonzero(done)
+        self._ending = {int(i): int(goal_index[i]) for i in ending}
+        self._reply[:, self.layout.obs_start :] = 0.0
         self.steps += 1
-        for i in np.flatnonzero(done):
-            self._reset_one(i, int(goal_index[i]), reply[i])
-        return reply.astype(np.float32)
+        self.pool.run()  # ending envs read their final state and reset inside (`_advance`)
+        self._ending = {}
+        self._read(np.delete(np.arange(len(self.envs)), ending) if len(ending) else slice(None))
+        return self._reply.astype(np.float32)
 
-    def _physics(self, envs: np.ndarray, inputs: np.ndarray, reply: np.ndarray) -> None:
-        slots, unstable_column = self.slots, self.layout.unstable_column
-        for i in envs:
-            slots[i].step(inputs[i], reply[i], unstable_column)
+    def _advance(self, i: int) -> None:
+        """Env i's physics step; at the end of its episode also its reads and metaworld's reset.
+
+        Runs on the pool's threads: resets cost ~100 physics steps each (metaworld settles the hand),
+        so they run in parallel with the other envs' physics rather than one by one afterwards.
+        """
+        env = self.envs[i]
+        step_physics(env.model, env.data, env.frame_skip)
+        goal = self._ending.get(i)
+        if goal is not None:
+            self._read([i])
+            self._reset_one(i, goal, self._reply[i])
+
+    def _read(self, rows) -> None:
+        """Copy the step's reads of `rows` into the reply and update the host's mocap targets from them."""
+        reply, reads = self._reply, self.outputs.shape[1]
+        reply[rows, :reads] = self.view.values[self.outputs[rows]]
+        unstable = self.view.unstable_counts()[rows] > self._unstable_before[rows]
+        reply[rows, self.layout.unstable_column] = unstable
+        for i in self._touching_envs if isinstance(rows, slice) else rows:
+            for column, geoms in self.touching[i]:
+                reply[i, column] = touching_object(self.envs[i].data, *geoms)
+        # metaworld re-reads the mocap every step (MuJoCo may have reset an unstable env)
+        self.mocap[rows] = reply[rows, reads - MOCAP_COLUMNS : reads]
 
     def _reset_one(self, i: int, goal: int, row: np.ndarray) -> None:
         env = self.envs[i]
@@ -228,8 +214,7 @@ class NativeHost:
         self.steps = np.array(saved["steps"], np.int64)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
+        self.pool.close()
         for env in self.envs:
             env.close()
 
