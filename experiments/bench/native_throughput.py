@@ -8,14 +8,17 @@ and 16 envs per task, MT50 with 1) it measures, in one process and in alternatin
 - native: our backend in a jitted `lax.scan` with random actions drawn in JAX;
 - physics ceiling: the same MjModel/MjData objects stepped by the same thread pool with random actions
   and nothing but the writes, `mj_step(nstep=frame_skip)` + `mj_forward`, i.e. what the native host call
-  must do anyway; and, where
-  several envs share a model, `mujoco.rollout` (open-loop, no mj_forward, one call per task).
+  must do anyway; "phys+reset" adds metaworld's own reset every 500 steps (2 x 50 physics steps that
+  settle the hand), which any backend identical to metaworld must also pay; and, where several envs
+  share a model, `mujoco.rollout` (open-loop, no mj_forward, one call per task).
 
-Printed: env-steps/s of each, native/metaworld (target >= 8 on MT10) and native/ceiling (target >= 0.7).
+Every runner does at least two episodes (1000 vector steps), so each pays for its resets.
+Printed: env-steps/s of each, native/metaworld (target >= 8 on MT10) and native/ceiling (target >= 0.7)
+against both ceilings.
 With `--profile` it also splits the native vector step into host physics, the rest of the host call
 (mocap, writes, reads, resets) and the JAX side (io_callback transfer, observations, rewards).
 
-Run: `python experiments/bench/native_throughput.py` (about 5 minutes on 2 cores), or pick configs with
+Run: `python experiments/bench/native_throughput.py` (about 10 minutes on 2 cores), or pick configs with
 `--configs MT10x1 MT50x1`.
 """
 
@@ -33,6 +36,7 @@ import metaworld  # noqa: F401  (registers the Meta-World gymnasium ids)
 import mujoco
 import numpy as np
 from mtrl.envs.metaworld import make_metaworld
+from mtrl.envs.metaworld.benchmarks import EPISODE_LENGTH
 from mtrl.envs.metaworld.native.physics import PhysicsPool, step_physics
 from mujoco import rollout as mj_rollout
 
@@ -95,22 +99,26 @@ def native_runner(env, seed: int, vector_steps: int):
     return run
 
 
-def physics_runner(host, seed: int):
+def physics_runner(host, seed: int, resets: bool = False):
     """The host's own envs and flat view, and a pool of as many threads, doing only physics.
 
     Per vector step: write every env's mocap and gripper controls (one assignment through the host's
-    flat view), then `mj_step(frame_skip)` + `mj_forward` per env on the pool; no reads, no resets.
-    The actions are random like the native run's, so the arm moves and makes contacts as it does there
-    (a still arm is cheaper to simulate, which would flatter the ceiling... or the backend).
+    flat view), then `mj_step(frame_skip)` + `mj_forward` per env on the pool; no reads. The actions
+    are random like the native run's, so the arm moves and makes contacts as it does there (a still
+    arm is cheaper to simulate, which would flatter the ceiling... or the backend). With `resets`,
+    every env also runs metaworld's own `reset` after each 500th step, as any backend identical to
+    metaworld must: it settles the hand with 2 x 50 physics steps, 20 % on top of an episode's 500.
     """
     rng = np.random.default_rng(seed)
     n = len(host.envs)
     mocap = host.view.values[host.inputs[:, :3]]
     quat = np.tile([1.0, 0.0, 1.0, 0.0], (n, 1))
-    envs = host.envs
+    envs, steps = host.envs, {"done": 0}
 
     def physics(i: int) -> None:
         step_physics(envs[i].model, envs[i].data, envs[i].frame_skip)
+        if resets and steps["done"] % EPISODE_LENGTH == 0:
+            envs[i].reset()
 
     pool = PhysicsPool(physics, n, host.threads)
 
@@ -121,7 +129,10 @@ def physics_runner(host, seed: int):
             action = rng.uniform(-1, 1, (n, 4))
             mocap = np.clip(mocap + 0.01 * action[:, :3], host.mocap_low, host.mocap_high)
             host.view.values[host.inputs] = np.concatenate([mocap, quat, action[:, 3:], -action[:, 3:]], 1)
+            steps["done"] += 1
             pool.run()
+            if resets and steps["done"] % EPISODE_LENGTH == 0:
+                mocap = host.view.values[host.inputs[:, :3]]
         return time.perf_counter() - start
 
     return run
@@ -182,11 +193,16 @@ def profile_host(env, vector_steps: int) -> dict[str, float]:
 def measure(config: str, seed: int, env_steps: int, rounds: int, profile: bool) -> dict:
     name, per_task = parse_config(config)
     theirs, num_envs = metaworld_runner(name, per_task, seed)
-    vector_steps = max(10, env_steps // num_envs // rounds)
+    # at least two episodes per runner, so that every runner pays for its resets
+    vector_steps = max(2 * EPISODE_LENGTH // rounds, env_steps // num_envs // rounds)
     env = make_metaworld(name, envs_per_task=per_task, seed=seed, backend="native")
     ours = native_runner(env, seed, vector_steps)
-    ceiling = physics_runner(env.host, seed)
-    runners = {"metaworld": theirs, "native": ours, "physics": ceiling}
+    runners = {
+        "metaworld": theirs,
+        "native": ours,
+        "physics": physics_runner(env.host, seed),
+        "phys+reset": physics_runner(env.host, seed, resets=True),
+    }
     if per_task > 1:
         runners["rollout"] = rollout_runner(env.host, per_task)
     for run in runners.values():  # warm-up round, untimed
@@ -216,13 +232,14 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"jax {jax.__version__} ({jax.default_backend()}), mujoco {mujoco.__version__}, {os.cpu_count()} CPUs"
     )
-    columns = ("metaworld", "native", "physics", "rollout", "native/mw", "native/phys")
+    rates = ("metaworld", "native", "physics", "phys+reset", "rollout")
+    columns = (*rates, "native/mw", "native/phys", "n/phys+rst")
     print(f"{'config':8s} {'envs':>5s} " + " ".join(f"{c:>11s}" for c in columns))
     for config in args.configs:
         r = measure(config, args.seed, args.env_steps, args.rounds, args.profile)
-        rates = [f"{r[c]:11.0f}" if c in r else f"{'-':>11s}" for c in columns[:4]]
-        ratios = [f"{r['native'] / r['metaworld']:11.2f}", f"{r['native'] / r['physics']:11.2f}"]
-        print(f"{r['config']:8s} {r['num_envs']:5d} " + " ".join(rates + ratios), flush=True)
+        cells = [f"{r[c]:11.0f}" if c in r else f"{'-':>11s}" for c in rates]
+        cells += [f"{r['native'] / r[c]:11.2f}" for c in ("metaworld", "physics", "phys+reset")]
+        print(f"{r['config']:8s} {r['num_envs']:5d} " + " ".join(cells), flush=True)
         if "profile" in r:
             p = r["profile"]
             per_step = 1e6 / p["vector_steps"]

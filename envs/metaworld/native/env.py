@@ -45,16 +45,19 @@ class NativeState:
     consts: Float[Array, "envs consts"]  # this episode's constants, laid out per task
 
 
-def current_frame(port: TaskPort, frame: Frame) -> Float[Array, "envs 18"]:
-    """`_get_curr_obs_combined_no_goal`: hand, gripper opening, objects' (pos, quat) padded to 14."""
-    gripper = jnp.clip(norm(frame.right_claw - frame.left_claw) / 0.1, 0.0, 1.0)
+def gripper_opening(frame: Frame) -> Float[Array, " envs"]:
+    """The observation's gripper column: claw distance over 0.1, clipped to [0, 1]."""
+    return jnp.clip(norm(frame.right_claw - frame.left_claw) / 0.1, 0.0, 1.0)
+
+
+def object_columns(port: TaskPort, frame: Frame) -> Float[Array, "envs 14"]:
+    """Objects' (pos, quat) pairs padded to 14, as `_get_curr_obs_combined_no_goal` lays them out."""
     pos, quat = port.objects(frame)
     pieces = []
     for k in range(min(pos.shape[1] // 3, quat.shape[1] // 4)):  # zip() in metaworld
         pieces += [pos[:, 3 * k : 3 * k + 3], quat[:, 4 * k : 4 * k + 4]]
     objects = jnp.concatenate(pieces, axis=1) if pieces else jnp.zeros((pos.shape[0], 0))
-    padding = jnp.zeros((objects.shape[0], OBJECTS_SIZE - objects.shape[1]))
-    return jnp.concatenate([frame.hand, gripper[:, None], objects, padding], axis=1)
+    return jnp.pad(objects, ((0, 0), (0, OBJECTS_SIZE - objects.shape[1])))
 
 
 def _unpack(block: Array, columns: dict[str, tuple[int, int]]) -> Frame:
@@ -139,31 +142,44 @@ class NativeEnv:
         self.host.close()
 
     def _evaluate(self, state: NativeState, reply: Array, action: Array):
-        """Observation, reward and success of every env, task by task (tasks own contiguous rows)."""
-        frames, observations, rewards, successes, const_blocks = [], [], [], [], []
+        """Observation, reward and success of every env.
+
+        The observation is built for the whole batch at once (common reads and constants sit in the
+        same columns for every task); only the objects' columns, latched constants and the reward are
+        per task (tasks own contiguous rows). Fewer, wider XLA kernels: at one env per task their
+        count, not their width, sets the cost.
+        """
+        common = _unpack(reply, self.layout.common_reads)
         per_task = self.spec.envs_per_task
-        for task, (port, layout) in enumerate(zip(self.ports, self.layout.tasks, strict=True)):
+        frames = []
+        for task, layout in enumerate(self.layout.tasks):
             rows = slice(task * per_task, (task + 1) * per_task)
-            frame, consts = self._task_inputs(reply[rows], state.consts[rows], layout)
-            current = current_frame(port, frame)
-            goal = consts.target_pos if self.goal_visible else jnp.zeros_like(consts.target_pos)
-            obs = jnp.concatenate([current, state.prev_frame[rows], goal], axis=1)
-            obs = jnp.clip(obs, self.host.obs_low[rows], self.host.obs_high[rows])
+            frames.append(self._task_inputs(reply[rows], state.consts[rows], layout))
+        objects = [object_columns(port, frame) for port, (frame, _) in zip(self.ports, frames, strict=True)]
+        objects = jnp.concatenate(objects)
+        current = jnp.concatenate([common.hand, gripper_opening(common)[:, None], objects], axis=1)
+        target = _unpack(state.consts, self.layout.common_constants).target_pos
+        goal = target if self.goal_visible else jnp.zeros_like(target)
+        obs = jnp.concatenate([current, state.prev_frame, goal], axis=1)
+        obs = jnp.clip(obs, self.host.obs_low, self.host.obs_high)
+        rewards, successes, const_blocks = [], [], []
+        for task, (port, layout, (frame, consts)) in enumerate(
+            zip(self.ports, self.layout.tasks, frames, strict=True)
+        ):
+            rows = slice(task * per_task, (task + 1) * per_task)
             block = state.consts[rows]
             if port.latch is not None:
                 first_step = (state.steps[rows] == 0)[:, None]
-                for name, value in port.latch(frame, consts, obs, action[rows]).items():
+                for name, value in port.latch(frame, consts, obs[rows], action[rows]).items():
                     consts[name] = jnp.where(first_step, value, consts[name])
                     start, stop = layout.constants[name]
                     block = block.at[:, start:stop].set(consts[name])
-            reward, success = port.reward(frame, consts, obs, action[rows])
+            reward, success = port.reward(frame, consts, obs[rows], action[rows])
             const_blocks.append(block)
-            frames.append(current)
-            observations.append(obs)
             rewards.append(jnp.broadcast_to(reward, (per_task,)).astype(jnp.float32))
             successes.append(jnp.broadcast_to(success, (per_task,)).astype(bool))
-        parts = (frames, observations, rewards, successes, const_blocks)
-        return tuple(jnp.concatenate(part) for part in parts)
+        consts = jnp.concatenate(const_blocks) if any(p.latch for p in self.ports) else state.consts
+        return current, obs, jnp.concatenate(rewards), jnp.concatenate(successes), consts
 
     def _task_inputs(self, reply: Array, consts: Array, layout: TaskLayout) -> tuple[Frame, Frame]:
         frame = _unpack(reply, layout.reads)

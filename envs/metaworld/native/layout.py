@@ -1,9 +1,10 @@
 """Where each value sits in the one float32 array the native host returns per vector step.
 
-Row i belongs to env i. Columns: the task's reads (grouped by MjData field) from 0, then the host's own
-columns (the mocap position it reads back, and the unstable flag at `unstable_column`), the reset
-observation (39) at `obs_start`, and the task's constants at `consts_start`. Tasks have different
-read and constant widths, so each region is as wide as the widest task; unused columns are zero.
+Row i belongs to env i. Columns: the common reads (`port.COMMON_READS`, in the same columns for every
+task) and then the task's own reads from 0, the host's own columns (the mocap position it reads back,
+and the unstable flag at `unstable_column`), the reset observation (39) at `obs_start`, and the task's
+constants (common ones first) at `consts_start`. Tasks have different read and constant widths, so
+each region is as wide as the widest task; unused columns are zero.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 import functools
 
 from ..benchmarks import OBS_SIZE
-from .port import COMMON_CONSTANTS, COMMON_READS, READ_KINDS, TaskPort
+from .port import COMMON_CONSTANTS, COMMON_READS, TaskPort
 
 MOCAP_COLUMNS = 3  # after each env's reads: its mocap position, read back by the host (not used in JAX)
 HOST_COLUMNS = MOCAP_COLUMNS + 1  # then whether MuJoCo reset an unstable simulation during the step
@@ -35,9 +36,11 @@ class TaskLayout:
 
     @classmethod
     def of(cls, port: TaskPort) -> TaskLayout:
+        if overridden := sorted(set(port.reads) & set(COMMON_READS)):
+            raise ValueError(f"task reads {overridden} shadow common reads; rename them")
+        # common reads first, in the same columns for every task: the observation is built for the
+        # whole batch at once from them (`NativeEnv._evaluate`)
         reads = {**COMMON_READS, **port.reads}
-        # grouped by MjData field, so the host copies each field's values with one np.take
-        reads = dict(sorted(reads.items(), key=lambda item: READ_KINDS[item[1].kind][0]))
         constants = {**COMMON_CONSTANTS, **port.constants}
         widths = {name: const.size for name, const in constants.items()} | dict(port.latched)
         return cls(_offsets({name: read.width for name, read in reads.items()}), _offsets(widths))
@@ -60,6 +63,16 @@ class ReplyLayout:
     @functools.cached_property
     def reads_width(self) -> int:
         return max(task.reads_width for task in self.tasks)
+
+    @functools.cached_property
+    def common_reads(self) -> dict[str, tuple[int, int]]:
+        """Columns of `COMMON_READS`: the same in every task's layout (`TaskLayout.of` puts them first)."""
+        return {name: self.tasks[0].reads[name] for name in COMMON_READS}
+
+    @functools.cached_property
+    def common_constants(self) -> dict[str, tuple[int, int]]:
+        """Columns of `COMMON_CONSTANTS` within the constants region, the same for every task."""
+        return {name: self.tasks[0].constants[name] for name in COMMON_CONSTANTS}
 
     @functools.cached_property
     def unstable_column(self) -> int:
