@@ -16,7 +16,6 @@ goals per task; the final one visits every test goal (meta-train stays at `eval_
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -29,10 +28,9 @@ from mtrl import evaluation
 from mtrl.meta_evaluation import MetaAgent, make_meta_evaluator, meta_metrics
 from mtrl.training import (
     Hooks,
-    Interrupted,
     LoopConfig,
+    Schedule,
     Start,
-    _every,
     _fold_in,
     all_finite,
     check_finite,
@@ -207,41 +205,21 @@ def train(
     first = 1 if start is None else start.iteration + 1
     steps_per_iteration = iteration_steps_per_task(agent, spec)
     iterations = num_iterations(config, agent, spec)
-    eval_every = _every(config.eval_every_steps_per_task, steps_per_iteration)
-    log_every = _every(config.log_every_steps_per_task, steps_per_iteration)
-    checkpoint_every = _every(config.checkpoint_every_steps_per_task, steps_per_iteration)
+    schedule = Schedule.of(config, hooks, spec, steps_per_iteration, iterations, first)
 
-    last_log_time, last_log_step = time.perf_counter(), (first - 1) * steps_per_iteration
     eval_metrics: dict[str, float] = {}
     for i in range(first, iterations + 1):
-        step = i * steps_per_iteration
         state, metrics = iterate(state, keys)
-        metrics = jax.device_get(metrics)
-        check_finite(metrics, step * spec.num_tasks)
-        final = i == iterations
-        if i % log_every == 0 or final:
-            now = time.perf_counter()
+        check_finite(jax.device_get(metrics), schedule.total_steps(i))
+        if schedule.logs(i):
             state, logged = _take_means(state)
-            logged["env/steps_per_task"] = step
-            logged["env/steps_per_second"] = (
-                (step - last_log_step) * spec.num_tasks / max(now - last_log_time, 1e-9)
-            )
-            hooks.log(step * spec.num_tasks, logged)
-            hooks.progress(step * spec.num_tasks, logged)
-            last_log_time, last_log_step = time.perf_counter(), step
-        if final or (eval_every and i % eval_every == 0):
-            eval_start = time.perf_counter()
-            evaluate = evaluator.final if final else evaluator.periodic
-            eval_metrics = evaluate(state.agent, _fold_in(eval_keys, i))
-            eval_metrics["env/steps_per_task"] = step
-            hooks.log(step * spec.num_tasks, eval_metrics)
-            hooks.progress(step * spec.num_tasks, eval_metrics)
-            last_log_time += time.perf_counter() - eval_start  # evaluation is not training throughput
-        stop = hooks.stop_requested()
-        if final or stop or (checkpoint_every and i % checkpoint_every == 0):
-            hooks.checkpoint(step * spec.num_tasks, state, i)
-        if stop and not final:
-            raise Interrupted(step * spec.num_tasks)
+            schedule.log_training(i, logged)
+        if schedule.evaluates(i):
+            with schedule.untimed():
+                evaluate = evaluator.final if i == iterations else evaluator.periodic
+                eval_metrics = evaluate(state.agent, _fold_in(eval_keys, i))
+                schedule.log_evaluation(i, eval_metrics)
+        schedule.end_iteration(i, state)
     return state, eval_metrics
 
 

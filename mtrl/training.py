@@ -8,6 +8,7 @@ trains all seeds (pure-JAX envs only; host-stepped backends cannot be vmapped).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import time
@@ -170,6 +171,81 @@ class Start:
     iteration: int
 
 
+@dataclasses.dataclass
+class Schedule:
+    """Which iterations log, evaluate and checkpoint, and the training throughput between logs.
+
+    Shared by the off-policy and the episodic loop, so that a run's rhythm, its throughput figure
+    (evaluation time excluded) and its stop/checkpoint behaviour do not depend on the agent.
+    """
+
+    hooks: Hooks
+    num_tasks: int
+    steps_per_iteration: int  # env steps per task
+    iterations: int
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+    last_log_time: float
+    last_log_step: int
+
+    @classmethod
+    def of(cls, config: LoopConfig, hooks: Hooks, spec: EnvSpec, steps_per_iteration: int, iterations: int,
+           first: int) -> Schedule:  # fmt: skip
+        every = functools.partial(_every, steps_per_iteration=steps_per_iteration)
+        return cls(
+            hooks, spec.num_tasks, steps_per_iteration, iterations,
+            log_every=every(config.log_every_steps_per_task),
+            eval_every=every(config.eval_every_steps_per_task),
+            checkpoint_every=every(config.checkpoint_every_steps_per_task),
+            last_log_time=time.perf_counter(), last_log_step=(first - 1) * steps_per_iteration,
+        )  # fmt: skip
+
+    def total_steps(self, i: int) -> int:
+        """Env steps over all tasks after iteration i: the step every metric is logged at."""
+        return i * self.steps_per_iteration * self.num_tasks
+
+    def logs(self, i: int) -> bool:
+        return i % self.log_every == 0 or i == self.iterations
+
+    def evaluates(self, i: int) -> bool:
+        return i == self.iterations or bool(self.eval_every and i % self.eval_every == 0)
+
+    def log_training(self, i: int, metrics: dict[str, float]) -> None:
+        """Log `metrics` with the steps so far and the env steps per second since the last log."""
+        step = i * self.steps_per_iteration
+        elapsed = max(time.perf_counter() - self.last_log_time, 1e-9)
+        metrics["env/steps_per_task"] = step
+        metrics["env/steps_per_second"] = (step - self.last_log_step) * self.num_tasks / elapsed
+        self._emit(i, metrics)
+        self.last_log_time, self.last_log_step = time.perf_counter(), step
+
+    def log_evaluation(self, i: int, metrics: dict[str, float]) -> None:
+        metrics["env/steps_per_task"] = i * self.steps_per_iteration
+        self._emit(i, metrics)
+
+    @contextlib.contextmanager
+    def untimed(self):
+        """Keep what runs inside (evaluation) out of the training throughput."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.last_log_time += time.perf_counter() - start
+
+    def end_iteration(self, i: int, state: Any) -> None:
+        """Checkpoint when due, at the end, or on a stop request; then stop with `Interrupted` if asked."""
+        final, stop = i == self.iterations, self.hooks.stop_requested()
+        if final or stop or (self.checkpoint_every and i % self.checkpoint_every == 0):
+            self.hooks.checkpoint(self.total_steps(i), state, i)
+        if stop and not final:
+            raise Interrupted(self.total_steps(i))
+
+    def _emit(self, i: int, metrics: dict[str, float]) -> None:
+        self.hooks.log(self.total_steps(i), metrics)
+        self.hooks.progress(self.total_steps(i), metrics)
+
+
 def train_state_template(env: Env, agent: Agent, config: LoopConfig, keys: jax.Array) -> rollout.TrainState:
     """The train state's structure, shapes and dtypes (nothing computed): what a checkpoint restores into."""
     num_seeds = keys.shape[0] if keys.ndim else 1
@@ -208,48 +284,27 @@ def train(
     steps_per_iteration = config.steps_per_iteration * spec.envs_per_task  # per task
     iterations = num_iterations(config, spec)
     warmup_iterations = -(-config.warmup_steps_per_task // steps_per_iteration)
-    eval_every = _every(config.eval_every_steps_per_task, steps_per_iteration)
-    log_every = _every(config.log_every_steps_per_task, steps_per_iteration)
-    checkpoint_every = _every(config.checkpoint_every_steps_per_task, steps_per_iteration)
+    schedule = Schedule.of(config, hooks, spec, steps_per_iteration, iterations, first)
 
-    last_log_time, last_log_step = time.perf_counter(), (first - 1) * steps_per_iteration
     update_metrics: dict[str, Any] = {}
     eval_metrics: dict[str, float] = {}
     for i in range(first, iterations + 1):
-        step = i * steps_per_iteration
         if i <= warmup_iterations:
             state = programs.warmup(state)
         else:
             state, update_metrics = programs.train(state)
             update_metrics = jax.device_get(update_metrics)
-            check_finite(update_metrics, step * spec.num_tasks)
-        final = i == iterations
-        if i % log_every == 0 or final:
-            now = time.perf_counter()
-            metrics = _train_metrics(state, update_metrics, spec)
-            metrics["env/steps_per_task"] = step
-            metrics["env/steps_per_second"] = (
-                (step - last_log_step) * spec.num_tasks / max(now - last_log_time, 1e-9)
-            )
-            hooks.log(step * spec.num_tasks, metrics)
-            hooks.progress(step * spec.num_tasks, metrics)
+            check_finite(update_metrics, schedule.total_steps(i))
+        if schedule.logs(i):
+            schedule.log_training(i, _train_metrics(state, update_metrics, spec))
             state = state.replace(stats=state.stats.clear_totals())
-            last_log_time, last_log_step = time.perf_counter(), step
-        if final or (eval_every and i % eval_every == 0):
-            eval_start = time.perf_counter()
-            evaluate = programs.final_evaluate if final else programs.evaluate
-            eval_keys = _fold_in(keys, i)
-            flags = evaluate(state.agent, eval_keys)
-            eval_metrics = evaluation.eval_metrics(eval_env.spec, np.asarray(flags))
-            eval_metrics["env/steps_per_task"] = step
-            hooks.log(step * spec.num_tasks, eval_metrics)
-            hooks.progress(step * spec.num_tasks, eval_metrics)
-            last_log_time += time.perf_counter() - eval_start  # evaluation is not training throughput
-        stop = hooks.stop_requested()
-        if final or stop or (checkpoint_every and i % checkpoint_every == 0):
-            hooks.checkpoint(step * spec.num_tasks, state, i)
-        if stop and not final:
-            raise Interrupted(step * spec.num_tasks)
+        if schedule.evaluates(i):
+            with schedule.untimed():
+                evaluate = programs.final_evaluate if i == iterations else programs.evaluate
+                flags = evaluate(state.agent, _fold_in(keys, i))
+                eval_metrics = evaluation.eval_metrics(eval_env.spec, np.asarray(flags))
+                schedule.log_evaluation(i, eval_metrics)
+        schedule.end_iteration(i, state)
     return state, eval_metrics
 
 
