@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 
 import mujoco
@@ -92,24 +93,31 @@ class PhysicsPool:
     """`work(i)` for every i in range(size), by the caller and `threads - 1` persistent workers.
 
     Which thread steps which env varies from call to call; each env's physics is its own, so the
-    results do not. Exceptions in a worker are re-raised in the caller.
+    results do not. Exceptions in a worker are re-raised in the caller. Workers hold the pool only
+    weakly while they wait, so a pool (and the envs its `work` reaches) that nobody closes is still
+    freed, and its workers then exit.
     """
 
     def __init__(self, work: Callable[[int], None], size: int, threads: int):
         self._work, self._size = work, size
         self._go = [threading.Semaphore(0) for _ in range(threads - 1)]
         self._finished = threading.Semaphore(0)
-        self._closed = False
         self._errors: list[BaseException] = []
         self._counter = itertools.count()
+        self._closed = False
         self._workers = [
-            threading.Thread(target=self._serve, args=(go,), daemon=True, name=f"mtrl-physics-{k}")
-            for k, go in enumerate(self._go)
+            threading.Thread(target=_serve, args=(weakref.ref(self), go, self._finished), daemon=True)
+            for go in self._go
         ]
         for worker in self._workers:
             worker.start()
+        self._wake_all = weakref.finalize(self, _release_all, self._go)
 
     def run(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                "the native env's physics pool is closed: the env cannot be stepped after close()"
+            )
         self._counter = itertools.count()
         for go in self._go:
             go.release()
@@ -122,8 +130,7 @@ class PhysicsPool:
 
     def close(self) -> None:
         self._closed = True
-        for go in self._go:
-            go.release()
+        self._wake_all()
         for worker in self._workers:
             worker.join()
 
@@ -134,17 +141,26 @@ class PhysicsPool:
                 return
             work(i)
 
-    def _serve(self, go: threading.Semaphore) -> None:
-        while True:
-            go.acquire()
-            if self._closed:
-                return
-            try:
-                self._drain()
-            except BaseException as error:  # noqa: BLE001  (handed to the caller)
-                self._errors.append(error)
-            finally:
-                self._finished.release()
+
+def _serve(pool_ref: weakref.ref, go: threading.Semaphore, finished: threading.Semaphore) -> None:
+    """A worker: wait for a vector step, help drain it, report; exit once the pool is closed or gone."""
+    while True:
+        go.acquire()
+        pool = pool_ref()
+        if pool is None or pool._closed:
+            return
+        try:
+            pool._drain()
+        except BaseException as error:  # noqa: BLE001  (handed to the caller)
+            pool._errors.append(error)
+        finally:
+            del pool
+            finished.release()
+
+
+def _release_all(semaphores: list[threading.Semaphore]) -> None:
+    for semaphore in semaphores:
+        semaphore.release()
 
 
 def step_physics(model, data, nstep: int) -> None:
