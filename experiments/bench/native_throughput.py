@@ -16,7 +16,8 @@ Every runner does at least two episodes (1000 vector steps), so each pays for it
 Printed: env-steps/s of each, native/metaworld (target >= 8 on MT10) and native/ceiling (target >= 0.7)
 against both ceilings.
 With `--profile` it also splits the native vector step into host physics, the rest of the host call
-(mocap, writes, reads, resets) and the JAX side (io_callback transfer, observations, rewards).
+(mocap, writes, reads, resets) and the JAX side (io_callback transfer, observations, rewards), and times
+the JAX side once more with a host call that returns a fixed reply and does no physics.
 
 Run: `python experiments/bench/native_throughput.py` (about 10 minutes on 2 cores), or pick configs with
 `--configs MT10x1 MT50x1`.
@@ -187,7 +188,16 @@ def profile_host(env, vector_steps: int) -> dict[str, float]:
         total = run(0)
     finally:
         host.pool.run, host.step = original_run, original_step
-    return {"total": total, **times}
+    # the JAX side alone: the host call returns the same reply every step and does no physics
+    reply = host.reset(np.zeros(len(host.envs), np.int64))
+    host.step = lambda request: reply
+    try:
+        run = native_runner(env, 0, vector_steps)
+        run(0)
+        jax_alone = run(0)
+    finally:
+        host.step = original_step
+    return {"total": total, **times, "jax_alone": jax_alone}
 
 
 def measure(config: str, seed: int, env_steps: int, rounds: int, profile: bool) -> dict:
@@ -247,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"         per vector step: total {p['total'] * per_step:.0f} us, host call "
                 f"{p['host_step'] * per_step:.0f} us (physics {p['physics'] * per_step:.0f} us), "
                 f"JAX side and transfer "
-                f"{(p['total'] - p['host_step']) * per_step:.0f} us",
+                f"{(p['total'] - p['host_step']) * per_step:.0f} us "
+                f"({p['jax_alone'] * per_step:.0f} us when the host call does no physics)",
                 flush=True,
             )
     print(
