@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import threading
+import time
 
 import mujoco
 import numpy as np
@@ -83,14 +84,30 @@ def test_pool_does_every_item_once_and_matches_a_plain_loop(batch):
         np.testing.assert_array_equal(data.qvel, ref.qvel)
 
 
-def test_pool_reraises_a_workers_error_and_refuses_after_close():
+@pytest.mark.parametrize("failing_thread", ["caller", "worker"])
+def test_pool_reraises_an_error_and_stays_usable(failing_thread):
+    calls, failed = [], threading.Event()
+    caller = threading.get_ident()
+
     def work(i):
-        if i == 7:
-            raise ValueError("env 7 failed")
+        time.sleep(0.001)  # releases the GIL: both threads take items
+        ours = threading.get_ident() == caller
+        if not failed.is_set() and ours == (failing_thread == "caller"):
+            failed.set()
+            raise ValueError(f"item {i} failed")
+        calls.append(i)
 
     pool = PhysicsPool(work, 50, threads=2)
-    with pytest.raises(ValueError, match="env 7 failed"):  # whichever thread took item 7
+    with pytest.raises(ValueError, match="failed"):
         pool.run()
+    calls.clear()
+    pool.run()  # every thread had finished the failed call: this one does each item once
+    assert sorted(calls) == list(range(50))
+    pool.close()
+
+
+def test_pool_refuses_to_run_after_close():
+    pool = PhysicsPool(lambda i: None, 4, threads=2)
     pool.close()
     with pytest.raises(RuntimeError, match="closed"):
         pool.run()

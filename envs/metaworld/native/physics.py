@@ -121,9 +121,11 @@ class PhysicsPool:
         self._counter = itertools.count()
         for go in self._go:
             go.release()
-        self._drain()
-        for _ in self._go:
-            self._finished.acquire()
+        try:
+            self._drain()
+        finally:  # even if the caller's share failed: no worker may still be stepping on return
+            for _ in self._go:
+                self._finished.acquire()
         if self._errors:
             error, self._errors = self._errors[0], []
             raise error
