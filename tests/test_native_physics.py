@@ -84,24 +84,25 @@ def test_pool_does_every_item_once_and_matches_a_plain_loop(batch):
         np.testing.assert_array_equal(data.qvel, ref.qvel)
 
 
-@pytest.mark.parametrize("failing_thread", ["caller", "worker"])
-def test_pool_reraises_an_error_and_stays_usable(failing_thread):
-    calls, failed = [], threading.Event()
+@pytest.mark.parametrize("failing", [("caller",), ("worker",), ("caller", "worker")])
+def test_pool_reraises_an_error_and_stays_usable(failing):
+    calls, failed = [], set()
     caller = threading.get_ident()
 
     def work(i):
         time.sleep(0.001)  # releases the GIL: both threads take items
-        ours = threading.get_ident() == caller
-        if not failed.is_set() and ours == (failing_thread == "caller"):
-            failed.set()
+        thread = "caller" if threading.get_ident() == caller else "worker"
+        if thread in failing and thread not in failed:  # each chosen thread fails once
+            failed.add(thread)
             raise ValueError(f"item {i} failed")
         calls.append(i)
 
     pool = PhysicsPool(work, 50, threads=2)
     with pytest.raises(ValueError, match="failed"):
         pool.run()
+    assert failed == set(failing)
     calls.clear()
-    pool.run()  # every thread had finished the failed call: this one does each item once
+    pool.run()  # every thread had finished the failed call and no stale error is left: each item once
     assert sorted(calls) == list(range(50))
     pool.close()
 

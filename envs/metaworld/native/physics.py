@@ -123,9 +123,10 @@ class PhysicsPool:
             go.release()
         try:
             self._drain()
-        finally:  # even if the caller's share failed: no worker may still be stepping on return
-            for _ in self._go:
-                self._finished.acquire()
+        except BaseException as error:  # noqa: BLE001  (re-raised below, as the workers' are)
+            self._errors.insert(0, error)
+        for _ in self._go:  # no worker may still be stepping when run() returns or raises
+            self._finished.acquire()
         if self._errors:
             error, self._errors = self._errors[0], []
             raise error
