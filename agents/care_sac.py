@@ -33,6 +33,9 @@ State = SACState
 class Config(SACConfig):
     """CARE on MT10: 4 encoders of 50-50, a 50-d context, 400×3 networks, the MT-SAC learning rates."""
 
+    one_hot_input: bool = False
+    """Encoders read the state only; the task enters through the context (authors' code). True feeds
+    them the one-hot too (ablation)."""
     num_encoders: int = 4
     """Encoders k in the mixture (authors' MT10 command: 4)."""
     encoder_sizes: tuple[int, ...] = (50, 50)
@@ -116,7 +119,7 @@ def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
         embedding_size=config.embedding_size,
         task_table=table,
     )
-    return SACNetworks(actor=network(2 * spec.action_size), critic=network(1))
+    return sac.make_sac_networks(network(2 * spec.action_size), network(1), spec, config)
 
 
 def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:

@@ -41,6 +41,9 @@ State = SACState
 class Config(SACConfig):
     """Hypernetwork SAC: main networks 256×2 generated from a 32-d task embedding by a 128×2 MLP."""
 
+    one_hot_input: bool = False
+    """The generated main network reads the state only; the task enters through the generated weights.
+    True feeds it the one-hot too (ablation)."""
     hidden_sizes: tuple[int, ...] = (256, 256)
     """Hidden widths of the generated main networks (actor and critics)."""
     hyper_sizes: tuple[int, ...] = (128, 128)
@@ -135,7 +138,7 @@ def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
         embedding_size=config.embedding_size,
         task_table=table,
     )
-    return SACNetworks(actor=network(2 * spec.action_size), critic=network(1))
+    return sac.make_sac_networks(network(2 * spec.action_size), network(1), spec, config)
 
 
 def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:

@@ -43,9 +43,11 @@ class Network(nn.Module):
 
 def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
     """Actor heads output mean and log-std; critic heads one Q-value."""
-    return SACNetworks(
-        actor=Network(config.hidden_sizes, 2 * spec.action_size, spec.num_tasks),
-        critic=Network(config.hidden_sizes, 1, spec.num_tasks),
+    return sac.make_sac_networks(
+        Network(config.hidden_sizes, 2 * spec.action_size, spec.num_tasks),
+        Network(config.hidden_sizes, 1, spec.num_tasks),
+        spec,
+        config,
     )
 
 

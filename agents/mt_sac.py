@@ -42,9 +42,8 @@ class Network(nn.Module):
 
 def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
     """Actor outputs mean and log-std of every action dimension; each critic one Q-value."""
-    return SACNetworks(
-        actor=Network(config.hidden_sizes, 2 * spec.action_size),
-        critic=Network(config.hidden_sizes, 1),
+    return sac.make_sac_networks(
+        Network(config.hidden_sizes, 2 * spec.action_size), Network(config.hidden_sizes, 1), spec, config
     )
 
 

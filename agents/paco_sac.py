@@ -45,6 +45,9 @@ State = SACState
 class Config(SACConfig):
     """PaCo on MT10: K = 5 parameter sets of 400×3 MLPs, the MT-SAC learning rates."""
 
+    one_hot_input: bool = False
+    """The composed MLPs read the state only; the task enters through its composition vector (the
+    authors' code). True feeds them the one-hot too (ablation)."""
     num_components: int = 5
     """Parameter sets K (at most the number of tasks)."""
     loss_threshold: float | None = 3e3
@@ -258,7 +261,7 @@ def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
         num_components=config.num_components,
         num_tasks=spec.num_tasks,
     )
-    return SACNetworks(actor=network(2 * spec.action_size), critic=network(1))
+    return sac.make_sac_networks(network(2 * spec.action_size), network(1), spec, config)
 
 
 def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:

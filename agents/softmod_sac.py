@@ -47,6 +47,9 @@ State = SACState
 class Config(SACConfig):
     """Soft Modularization on MT10: 2 layers of 2 modules of 256, state embedding 400-400."""
 
+    one_hot_input: bool = False
+    """The state embedding f(s) reads the state only; the task enters through h(z_T) (authors' code).
+    True feeds the one-hot to f too (ablation)."""
     hidden_sizes: tuple[int, ...] = (400, 400)
     """State embedding f(s): ReLU MLP, last layer linear; its last width is D."""
     num_layers: int = 2
@@ -177,7 +180,7 @@ def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
         module_size=config.module_size,
         routing_sizes=config.routing_sizes,
     )
-    return SACNetworks(actor=network(2 * spec.action_size), critic=network(1))
+    return sac.make_sac_networks(network(2 * spec.action_size), network(1), spec, config)
 
 
 def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:

@@ -29,6 +29,7 @@ def make(
     episodes_per_goal: int = 1,
     num_tasks: int | None = None,
     reward_version: str = "v2",
+    max_episode_steps: int | None = None,
 ):
     """Build the batched env `name` on `backend` (default: the benchmark's first backend).
 
@@ -49,6 +50,8 @@ def make(
         num_tasks: number of tasks of the toy env (ignored by Meta-World benchmarks).
         reward_version: Meta-World reward function version: "v2" (metaworld's default; both backends) or
             "v1" (official backend only). The toy env has one reward and accepts only "v2".
+        max_episode_steps: the episode horizon; None keeps the env's own (Meta-World: 500, at most 500;
+            toy: its config's). Episodes truncate after it, never terminate.
     """
     if name not in ENV_NAMES:
         raise ValueError(f"unknown env {name!r}; valid names: {', '.join(ENV_NAMES)}")
@@ -69,6 +72,10 @@ def make(
         config = TOY_ML if name == "toy-ml" else PointMassConfig()
         if num_tasks is not None:
             config = dataclasses.replace(config, num_tasks=num_tasks)
+        if max_episode_steps is not None:
+            if not isinstance(max_episode_steps, int) or max_episode_steps < 1:
+                raise ValueError(f"max_episode_steps must be an int >= 1, got {max_episode_steps!r}")
+            config = dataclasses.replace(config, episode_length=max_episode_steps)
         return PointMass(
             config,
             seed=seed,
@@ -89,6 +96,7 @@ def make(
         episodes_per_goal=episodes_per_goal,
         backend=backend,
         reward_version=reward_version,
+        max_episode_steps=max_episode_steps,
     )
 
 

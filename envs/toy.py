@@ -87,6 +87,7 @@ class PointMass:
             envs_per_task=envs_per_task,
             episode_length=config.episode_length,
             goals_per_task=config.goals_per_task,
+            task_id_columns=0 if config.hidden_goals else config.num_tasks,
         )
         goal_key = jax.random.key(seed)
         if split == "test":  # held-out goals from another key on the same arcs

@@ -6,22 +6,47 @@ an agent state. Task routing is explicit: task-dependent modules take an integer
 
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 
+def uniform_fan_in(fan_in: int) -> nn.initializers.Initializer:
+    """U(−1/√fan_in, 1/√fan_in): PyTorch's default for an `nn.Linear`'s weight and bias alike.
+
+    (Its weight init, kaiming-uniform with a = √5, has bound gain·√(3/fan_in) with gain = √(2/(1+5)),
+    which is 1/√fan_in.) For networks whose reference starts them so.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
 class MLP(nn.Module):
-    """Dense layers of `layer_sizes`, ReLU between them; the last is linear unless told."""
+    """Dense layers of `layer_sizes`, ReLU between them; the last is linear unless told.
+
+    Weights start as Flax's default (lecun-normal, zero bias), or as PyTorch's (`torch_init`,
+    `uniform_fan_in` for weights and biases) for networks ported from PyTorch references.
+    """
 
     layer_sizes: tuple[int, ...]
     activate_final: bool = False
+    torch_init: bool = False
 
     @nn.compact
     def __call__(self, x: Float[Array, "batch inputs"]) -> Float[Array, "batch outputs"]:
         for i, size in enumerate(self.layer_sizes):
-            x = nn.Dense(size, name=f"dense_{i}")(x)
+            if self.torch_init:
+                init = uniform_fan_in(x.shape[-1])
+                x = nn.Dense(size, kernel_init=init, bias_init=init, name=f"dense_{i}")(x)
+            else:
+                x = nn.Dense(size, name=f"dense_{i}")(x)
             if i < len(self.layer_sizes) - 1 or self.activate_final:
                 x = nn.relu(x)
         return x
@@ -36,6 +61,7 @@ class StackedMLP(nn.Module):
     num: int
     layer_sizes: tuple[int, ...]
     activate_final: bool = False
+    torch_init: bool = False
 
     @nn.compact
     def __call__(self, x: Float[Array, "batch inputs"]) -> Float[Array, "batch num outputs"]:
@@ -47,7 +73,7 @@ class StackedMLP(nn.Module):
             out_axes=1,
             axis_size=self.num,
         )
-        return stacked(self.layer_sizes, self.activate_final, name="mlps")(x)
+        return stacked(self.layer_sizes, self.activate_final, self.torch_init, name="mlps")(x)
 
 
 class MultiHeadDense(nn.Module):
@@ -59,14 +85,22 @@ class MultiHeadDense(nn.Module):
 
     num_heads: int
     features: int
+    torch_init: bool = False
+    """Xavier-uniform kernels and U(±1/√fan_in) biases (a PyTorch `nn.Linear` re-initialised with
+    `xavier_uniform_`); default: Flax's lecun-normal kernels and zero biases."""
 
     @nn.compact
     def __call__(
         self, x: Float[Array, "batch inputs"], head_id: Int[Array, " batch"]
     ) -> Float[Array, "batch features"]:
-        kernel_init = nn.initializers.lecun_normal(batch_axis=(0,))
+        if self.torch_init:
+            kernel_init = nn.initializers.xavier_uniform(batch_axis=(0,))
+            bias_init = uniform_fan_in(x.shape[-1])
+        else:
+            kernel_init = nn.initializers.lecun_normal(batch_axis=(0,))
+            bias_init = nn.initializers.zeros_init()
         kernel = self.param("kernel", kernel_init, (self.num_heads, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.num_heads, self.features))
+        bias = self.param("bias", bias_init, (self.num_heads, self.features))
         every_head = jnp.einsum("bi,hio->bho", x, kernel) + bias
         return jnp.take_along_axis(every_head, head_id[:, None, None], axis=1)[:, 0]
 

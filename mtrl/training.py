@@ -35,7 +35,10 @@ class LoopConfig:
     steps_per_task: int = 2_000_000
     """Total env steps per task (the MOORE/Meta-World recipes use 2M)."""
     warmup_steps_per_task: int = 5_000
-    """Steps per task with uniform random actions and no updates before learning starts."""
+    """Steps per task that fill replay before the first update (MOORE's authors: 1,500)."""
+    warmup_actions: str = "uniform"
+    """Who acts during warm-up: "uniform" (random actions in the action box) or "policy" (the untrained
+    agent's sampled actions, as the MOORE authors' initial replay fill)."""
     steps_per_iteration: int = 50
     """Vector steps per jitted collect scan (also the granularity of logging)."""
     updates_per_step: int = 1
@@ -50,6 +53,9 @@ class LoopConfig:
     """Parallel eval envs per task; every goal is still visited once."""
     eval_goals_per_task: int = 50
     """Goals per task visited by periodic evaluations (the final one always visits all)."""
+    moore_eval_episodes: int = 0
+    """Also evaluate by the MOORE authors' protocol at every evaluation: this many episodes per task, goals
+    drawn at random, actions sampled from the policy (metrics `eval_moore/…`; MOORE presets: 10). 0: off."""
     log_every_steps_per_task: int = 5_000
     """Emit training metrics every so many steps per task."""
     checkpoint_every_steps_per_task: int = 50_000
@@ -81,6 +87,10 @@ class Programs:
     train: Callable
     evaluate: Callable
     final_evaluate: Callable
+    moore_evaluate: Callable | None = None
+
+
+WARMUP_ACTIONS = ("uniform", "policy")
 
 
 def check_loop_config(config: LoopConfig, envs_per_task: int) -> None:
@@ -103,6 +113,12 @@ def check_loop_config(config: LoopConfig, envs_per_task: int) -> None:
         value = getattr(config, field)
         if value < 0:
             raise ValueError(f"loop.{field} must be >= 0 (0: only at the end), got {value}")
+    if config.warmup_actions not in WARMUP_ACTIONS:
+        raise ValueError(
+            f"unknown loop.warmup_actions {config.warmup_actions!r}; valid: {', '.join(WARMUP_ACTIONS)}"
+        )
+    if config.moore_eval_episodes < 0:
+        raise ValueError(f"loop.moore_eval_episodes must be >= 0 (0: off), got {config.moore_eval_episodes}")
     if config.warmup_steps_per_task < envs_per_task:
         raise ValueError(
             f"loop.warmup_steps_per_task ({config.warmup_steps_per_task}) must cover at least one "
@@ -116,7 +132,14 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves])).astype(jnp.float32)
 
 
-def make_programs(env: Env, eval_env: Env, agent: Agent, config: LoopConfig, num_seeds: int) -> Programs:
+def make_programs(
+    env: Env,
+    eval_env: Env,
+    agent: Agent,
+    config: LoopConfig,
+    num_seeds: int,
+    moore_eval_env: Env | None = None,
+) -> Programs:
     """Bind env, agent and config into jitted functions of the train state."""
     if num_seeds > 1 and not getattr(env, "vmappable", False):
         raise ValueError(
@@ -125,7 +148,10 @@ def make_programs(env: Env, eval_env: Env, agent: Agent, config: LoopConfig, num
         )
     iteration = config.steps_per_iteration
     init = functools.partial(rollout.init_train_state, env, agent, replay_capacity=config.replay_per_task)
-    warmup = functools.partial(rollout.collect, env, agent, num_steps=iteration, random_actions=True)
+    random_actions = config.warmup_actions == "uniform"
+    warmup = functools.partial(
+        rollout.collect, env, agent, num_steps=iteration, random_actions=random_actions
+    )
 
     def train(state):
         state = rollout.collect(env, agent, state, num_steps=iteration, random_actions=False)
@@ -142,6 +168,13 @@ def make_programs(env: Env, eval_env: Env, agent: Agent, config: LoopConfig, num
     evaluate = functools.partial(evaluation.run_episodes, eval_env, agent, num_episodes=periodic)
     final_evaluate = functools.partial(evaluation.run_episodes, eval_env, agent, num_episodes=final)
     fns = [init, warmup, train, evaluate, final_evaluate]
+    if moore_eval_env is not None:
+        episodes = evaluation.sampled_episodes_per_env(moore_eval_env.spec, config.moore_eval_episodes)
+        fns.append(
+            functools.partial(
+                evaluation.run_episodes, moore_eval_env, agent, num_episodes=episodes, deterministic=False
+            )
+        )
     if num_seeds > 1:
         fns = [jax.vmap(fn) for fn in fns]
     programs = Programs(*(jax.jit(fn) for fn in fns))
@@ -262,8 +295,12 @@ def train(
     *,
     hooks: Hooks | None = None,
     start: Start | None = None,
+    moore_eval_env: Env | None = None,
 ) -> tuple[rollout.TrainState, dict[str, float]]:
     """Train `agent` on `env`; returns the final state and the final evaluation's metrics.
+
+    Every evaluation plays `eval_env` by the all-goals protocol and, with `moore_eval_env` (built with
+    random goals), also the MOORE authors' protocol (`mtrl.evaluation`).
 
     `keys` is one PRNG key, or a 1-D array of keys to train that many seeds in one vmapped program
     (seed i then follows exactly the run a single key `keys[i]` would give). With `start`, training
@@ -277,7 +314,12 @@ def train(
     spec = env.spec
     check_loop_config(config, spec.envs_per_task)
     num_seeds = keys.shape[0] if keys.ndim else 1
-    programs = make_programs(env, eval_env, agent, config, num_seeds)
+    if (moore_eval_env is None) != (config.moore_eval_episodes == 0):
+        raise ValueError(
+            f"loop.moore_eval_episodes={config.moore_eval_episodes} needs a MOORE-protocol eval env exactly "
+            "when it is > 0"
+        )
+    programs = make_programs(env, eval_env, agent, config, num_seeds, moore_eval_env)
     state = programs.init(keys) if start is None else start.state
     first = 1 if start is None else start.iteration + 1
 
@@ -303,6 +345,12 @@ def train(
                 evaluate = programs.final_evaluate if i == iterations else programs.evaluate
                 flags = evaluate(state.agent, _fold_in(keys, i))
                 eval_metrics = evaluation.eval_metrics(eval_env.spec, np.asarray(flags))
+                if programs.moore_evaluate is not None:
+                    flags = programs.moore_evaluate(state.agent, _fold_in(_fold_in(keys, i), 1))
+                    moore_spec = moore_eval_env.spec
+                    eval_metrics |= evaluation.eval_metrics(
+                        moore_spec, np.asarray(flags), prefix="eval_moore"
+                    )
                 schedule.log_evaluation(i, eval_metrics)
         schedule.end_iteration(i, state)
     return state, eval_metrics

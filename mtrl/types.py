@@ -32,6 +32,15 @@ class EnvSpec:
     goals_per_task: int
     action_low: float = -1.0
     action_high: float = 1.0
+    task_id_columns: int = 0
+    """Trailing observation columns that hold the one-hot task id (MT benchmarks, toy: the task count; 0 where
+    the observation carries none). Declared here so that torsos which take the task only through their own
+    routing (MOORE's task weights, CARE's context, ...) can read the state without it."""
+
+    @property
+    def state_size(self) -> int:
+        """Observation columns before the one-hot task id."""
+        return self.obs_size - self.task_id_columns
 
     @property
     def num_tasks(self) -> int:

@@ -155,10 +155,10 @@ def test_alpha_loss_and_gradient_match_hand_computation():
     )[0]
     loss, grad = jax.value_and_grad(loss_fn)(jnp.asarray(log_alphas))
 
-    # J = mean_b −α_task (log π + H̄) with α = (0.5, 2) and H̄ = −2:
-    #   rows (task): 0 (0): −0.5·(−3.0) = 1.5    1 (1): −2·(−1.5) = 3.0
-    #                2 (0): −0.5·(−5.0) = 2.5    3 (1): −2·(−4.5) = 9.0      → J = 16 / 4 = 4.0
-    # ∂J/∂log α_t = the same terms summed over task t's rows, / 4:
-    #   task 0: (1.5 + 2.5) / 4 = 1.0,  task 1: (3.0 + 9.0) / 4 = 3.0.
-    np.testing.assert_allclose(loss, 4.0, rtol=1e-5)
-    np.testing.assert_allclose(grad, [1.0, 3.0], rtol=1e-5)
+    # J = mean_b −log α_task (log π + H̄) with log α = (−ln 2, ln 2) and H̄ = −2 (the MOORE authors' form;
+    # eq. 18's −α (…) would give 4.0 here and gradient (1.0, 3.0)):
+    #   log π + H̄ per row (task): 0 (0): −3.0   1 (1): −1.5   2 (0): −5.0   3 (1): −4.5
+    #   J = (ln 2 · (−3.0 − 5.0) − ln 2 · (−1.5 − 4.5)) / 4 = −2 ln 2 / 4 = −0.5 ln 2
+    # ∂J/∂log α_t = −(sum of task t's (log π + H̄)) / 4: task 0: 8 / 4 = 2.0, task 1: 6 / 4 = 1.5.
+    np.testing.assert_allclose(loss, -0.5 * np.log(2.0), rtol=1e-5)
+    np.testing.assert_allclose(grad, [2.0, 1.5], rtol=1e-5)

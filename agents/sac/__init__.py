@@ -2,6 +2,15 @@
 
 from .agent import SACState, act, init, make_optimizers, update
 from .config import SACConfig
-from .networks import SACNetworks
+from .networks import SACNetworks, make_sac_networks
 
-__all__ = ["SACConfig", "SACNetworks", "SACState", "act", "init", "make_optimizers", "update"]
+__all__ = [
+    "SACConfig",
+    "SACNetworks",
+    "SACState",
+    "act",
+    "init",
+    "make_optimizers",
+    "make_sac_networks",
+    "update",
+]

@@ -199,6 +199,11 @@ def update(
 ) -> tuple[SACState, dict[str, Float[Array, ""]]]:
     """One SAC gradient step (arXiv:1812.05905, Algorithm 1) on a task-balanced batch.
 
+    Critic step, then actor step (against the updated critics), then temperature step, then the Polyak
+    update of the target critics; with `config.actor_first`, actor and temperature step first and the
+    critic's target uses the updated policy and temperatures (the order of the MOORE authors' code).
+    Until `config.critic_only_updates` steps are done, only the critics move.
+
     With a gradient method other than "mean", the batch must be task-major (`mtrl.replay.sample`).
     A config whose `task_weighting()` is not None re-weights the tasks' losses (`TaskWeighting`).
     """
@@ -207,35 +212,58 @@ def update(
     methods = make_gradient_methods(config)
     weighting = config.task_weighting()
     critic_key, actor_key = jax.random.split(key)
+    # The first `critic_only_updates` steps train the critics alone (MOORE's actor warm-up): the actor
+    # and temperature steps are computed but not kept.
+    actor_active = state.step >= config.critic_only_updates
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(actor_active, n, o), new, old)
 
-    weigh = None if weighting is None else functools.partial(weighting.weigh, log_alphas=state.log_alphas)
-    critic_fn = functools.partial(
-        losses.critic_loss, networks=networks, config=config, actor_params=state.actor_params,
-        target_critic_params=state.target_critic_params, log_alphas=state.log_alphas, weigh=weigh,
-    )  # fmt: skip
-    critic = take_step(
-        methods.critic, critic_fn, optimizers.critic, state.critic_params, state.critic_opt_state,
-        state.critic_method_state, batch, critic_key, state.num_tasks,
-    )  # fmt: skip
+    def critic_step(actor_params: PyTree, log_alphas: jax.Array) -> gm.TaskGradientStep:
+        weigh = None if weighting is None else functools.partial(weighting.weigh, log_alphas=log_alphas)
+        critic_fn = functools.partial(
+            losses.critic_loss, networks=networks, config=config, actor_params=actor_params,
+            target_critic_params=state.target_critic_params, log_alphas=log_alphas, weigh=weigh,
+        )  # fmt: skip
+        return take_step(
+            methods.critic, critic_fn, optimizers.critic, state.critic_params, state.critic_opt_state,
+            state.critic_method_state, batch, critic_key, state.num_tasks,
+        )  # fmt: skip
 
-    task_weights = None if weighting is None else critic.aux.task_weights
-    actor_fn = functools.partial(
-        losses.actor_loss, networks=networks, config=config, critic_params=critic.params,
-        log_alphas=state.log_alphas, task_weights=task_weights,
-    )  # fmt: skip
-    actor = take_step(
-        methods.actor, actor_fn, optimizers.actor, state.actor_params, state.actor_opt_state,
-        state.actor_method_state, batch, actor_key, state.num_tasks,
-    )  # fmt: skip
+    def actor_and_alpha_steps(critic_params: PyTree, task_weights: jax.Array | None):
+        actor_fn = functools.partial(
+            losses.actor_loss, networks=networks, config=config, critic_params=critic_params,
+            log_alphas=state.log_alphas, task_weights=task_weights,
+        )  # fmt: skip
+        actor = take_step(
+            methods.actor, actor_fn, optimizers.actor, state.actor_params, state.actor_opt_state,
+            state.actor_method_state, batch, actor_key, state.num_tasks,
+        )  # fmt: skip
+        alpha_fn = functools.partial(
+            losses.alpha_loss, target_entropy=state.target_entropy,
+            task_weights=task_weights if weighting is not None and weighting.weigh_alpha else None,
+        )  # fmt: skip
+        alpha = gradient_step(
+            alpha_fn, optimizers.alpha, state.log_alphas, state.alpha_opt_state,
+            actor.aux.log_prob, batch.task_id,
+        )  # fmt: skip
+        actor = actor._replace(
+            params=keep(actor.params, state.actor_params),
+            opt_state=keep(actor.opt_state, state.actor_opt_state),
+            method_state=keep(actor.method_state, state.actor_method_state),
+        )
+        alpha = alpha._replace(
+            params=keep(alpha.params, state.log_alphas),
+            opt_state=keep(alpha.opt_state, state.alpha_opt_state),
+        )
+        return actor, alpha
 
-    alpha_fn = functools.partial(
-        losses.alpha_loss, target_entropy=state.target_entropy,
-        task_weights=task_weights if weighting is not None and weighting.weigh_alpha else None,
-    )  # fmt: skip
-    alpha = gradient_step(
-        alpha_fn, optimizers.alpha, state.log_alphas, state.alpha_opt_state,
-        actor.aux.log_prob, batch.task_id,
-    )  # fmt: skip
+    if config.actor_first:  # the config refuses this order with task weighting
+        actor, alpha = actor_and_alpha_steps(state.critic_params, None)
+        critic = critic_step(actor.params, alpha.params)
+        task_weights = None
+    else:
+        critic = critic_step(state.actor_params, state.log_alphas)
+        task_weights = None if weighting is None else critic.aux.task_weights
+        actor, alpha = actor_and_alpha_steps(critic.params, task_weights)
 
     target_critic_params = optax.incremental_update(critic.params, state.target_critic_params, config.tau)
     new_state = state.replace(
@@ -260,6 +288,7 @@ def update(
         "train/entropy": -jnp.mean(actor.aux.log_prob),
         "train/critic_grad_norm": critic.grad_norm,
         "train/actor_grad_norm": actor.grad_norm,
+        "train/actor_active": actor_active.astype(jnp.float32),
         **{f"train/critic_{name}": value for name, value in critic.metrics.items()},
         **{f"train/actor_{name}": value for name, value in actor.metrics.items()},
     }

@@ -43,6 +43,20 @@ class SACConfig:
     """Lower clamp of the policy's log standard deviation."""
     log_std_max: float = 2.0
     """Upper clamp of the policy's log standard deviation."""
+    one_hot_input: bool = True
+    """Feed the observation's one-hot task id into the torsos. MT-SAC and MT-MH-SAC: True (their only task
+    input, as in their references). MOORE, CARE, Soft Modularization, PaCo and Hyper-SAC default to False:
+    their experts/encoders/base networks read the state and the task enters only through their own routing
+    (task weights, context, ...); True there is an ablation (and mtrl's behaviour before this switch)."""
+    actor_first: bool = False
+    """Order of one update: False (mtrl's default, as the SAC paper's algorithm box and the JAX
+    re-implementation) steps the critic, then the actor against the new critic, then the temperatures;
+    True steps actor and temperatures first and the critic's target then uses the updated policy and
+    temperatures, as mushroom-rl's SAC that the MOORE authors ran (MOORE presets: True)."""
+    critic_only_updates: int = 0
+    """Gradient steps that update only the critics before the actor and the temperatures start (MOORE's
+    authors: 1,500, i.e. their 3,000-step actor warm-up minus the 1,500 steps of initial replay, at one
+    update per env step per task); 0 updates all three from the first step."""
     gradient_method: str = "mean"
     """How per-task gradients combine: mean (plain MT-SAC, one backward pass), pcgrad, cagrad,
     aligned_mtl (actor and critic), gradnorm, famo (loss balancing: critic; the actor takes the mean)."""
@@ -62,6 +76,8 @@ class SACConfig:
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(f"hidden_sizes must be non-empty positive widths, got {self.hidden_sizes}")
+        if not isinstance(self.critic_only_updates, int) or self.critic_only_updates < 0:
+            raise ValueError(f"critic_only_updates must be an int >= 0, got {self.critic_only_updates!r}")
         if self.num_critics < 1:
             raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
         if self.log_std_min >= self.log_std_max:
@@ -77,6 +93,11 @@ class SACConfig:
         check_positive("gradnorm_lr", self.gradnorm_lr)
         check_positive("famo_gamma", self.famo_gamma, allow_zero=True)
         check_positive("famo_lr", self.famo_lr)
+        if self.actor_first and self.task_weighting() is not None:
+            raise ValueError(
+                "actor_first=True cannot combine with this agent's task weighting, which weighs the actor "
+                "by the critic's per-task losses of the same step; valid: actor_first=False"
+            )
         if self.gradient_method != "mean" and self.task_weighting() is not None:
             raise ValueError(
                 f"gradient_method {self.gradient_method!r} cannot combine with this agent's own task "

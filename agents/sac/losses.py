@@ -144,14 +144,16 @@ def alpha_loss(
     target_entropy: float,
     task_weights: Float[Array, " tasks"] | None = None,
 ) -> tuple[Float[Array, ""], tuple[()]]:
-    """Temperature objective, eq. 18, one temperature per task.
+    """Temperature objective, eq. 18 written in log α, one temperature per task.
 
-    J(α) = E[−α_task (log π(a|s) + H̄)]: a task whose policy entropy falls below H̄ raises its α.
+    J(log α) = E[−log α_task (log π(a|s) + H̄)]: a task whose policy entropy falls below H̄ raises its α.
+    Eq. 18 has α where this has log α; both have the same sign of gradient, but this one's gradient in
+    log α does not shrink with α. It is the form of the MOORE authors' code (`MTSAC._update_alpha`), of
+    the public JAX re-implementation and of most SAC code, so temperatures move at the published pace.
     Rows of other tasks give a task's log-alpha no gradient; `task_weights` scale each task's rows.
     """
     log_prob = jax.lax.stop_gradient(log_prob)
-    alpha = alpha_per_row(log_alphas, task_id)
-    terms = -alpha * (log_prob + target_entropy)
+    terms = -log_alphas[task_id] * (log_prob + target_entropy)
     if task_weights is not None:
         terms = weigh_rows(terms, task_weights, task_id)
     return jnp.mean(terms), ()

@@ -2,7 +2,8 @@
 
 Agents differ only in the torso: any Flax module called as `module(x, task_id) -> [batch, out]`.
 The actor's torso maps obs to `2 * action_size` numbers (mean, log-std); the critic's maps
-`concat(obs, action)` to one Q-value and is instantiated `num_critics` times, parameters stacked on
+`concat(obs, action)` to one Q-value (obs without its one-hot task id for torsos that take the task
+through their own routing, `make_sac_networks`) and is instantiated `num_critics` times, parameters stacked on
 a leading axis.
 """
 
@@ -26,6 +27,21 @@ class SACNetworks(NamedTuple):
 
     actor: nn.Module
     critic: nn.Module
+    hidden_task_columns: int = 0
+    """Trailing one-hot task-id columns cut from the observation before the torsos see it (0: none)."""
+
+
+def make_sac_networks(actor: nn.Module, critic: nn.Module, spec: EnvSpec, config: SACConfig) -> SACNetworks:
+    """Actor and critic torsos; the one-hot task id reaches them only if `config.one_hot_input`."""
+    hidden = 0 if config.one_hot_input else spec.task_id_columns
+    return SACNetworks(actor=actor, critic=critic, hidden_task_columns=hidden)
+
+
+def torso_obs(networks: SACNetworks, obs: Float[Array, "batch obs"]) -> Float[Array, "batch inputs"]:
+    """What the torsos read of the observation: all of it, or the state without the one-hot task id."""
+    if not networks.hidden_task_columns:
+        return obs
+    return obs[..., : obs.shape[-1] - networks.hidden_task_columns]
 
 
 def init_params(
@@ -33,8 +49,8 @@ def init_params(
 ) -> tuple[PyTree, PyTree]:
     """Initialise actor params and `num_critics` independently drawn critics, stacked on axis 0."""
     actor_key, critic_key = jax.random.split(key)
-    obs = jnp.zeros((1, spec.obs_size), jnp.float32)
-    obs_action = jnp.zeros((1, spec.obs_size + spec.action_size), jnp.float32)
+    obs = torso_obs(networks, jnp.zeros((1, spec.obs_size), jnp.float32))
+    obs_action = jnp.zeros((1, obs.shape[-1] + spec.action_size), jnp.float32)
     task_id = jnp.zeros((1,), jnp.int32)
     actor_params = networks.actor.init(actor_key, obs, task_id)
     critic_keys = jax.random.split(critic_key, num_critics)
@@ -50,7 +66,7 @@ def policy(
     config: SACConfig,
 ) -> tuple[Float[Array, "batch act"], Float[Array, "batch act"]]:
     """Mean and clamped log-std of the pre-tanh Gaussian."""
-    out = networks.actor.apply(actor_params, obs, task_id)
+    out = networks.actor.apply(actor_params, torso_obs(networks, obs), task_id)
     mean, log_std = jnp.split(out, 2, axis=-1)
     return mean, jnp.clip(log_std, config.log_std_min, config.log_std_max)
 
@@ -81,6 +97,6 @@ def q_values(
     task_id: Int[Array, " batch"],
 ) -> Float[Array, "critics batch"]:
     """Every critic's Q(s, a), one row per critic."""
-    obs_action = jnp.concatenate([obs, action], axis=-1)
+    obs_action = jnp.concatenate([torso_obs(networks, obs), action], axis=-1)
     apply = jax.vmap(networks.critic.apply, in_axes=(0, None, None))
     return apply(critic_params, obs_action, task_id)[..., 0]

@@ -17,6 +17,7 @@ from .benchmarks import (
     TASK_NAMES,
     BenchmarkTasks,
     check_args,
+    check_max_episode_steps,
     load_benchmark,
     task_names,
 )
@@ -38,6 +39,7 @@ def make_metaworld(
     backend: str = "official",
     threads: int | None = None,
     reward_version: str = "v2",
+    max_episode_steps: int | None = None,
 ):
     """Build a batched Meta-World benchmark on `backend` ("official" or "native").
 
@@ -57,6 +59,9 @@ def make_metaworld(
         backend: "official" (the reference) or "native" (the fast path, parity-tested against it).
         threads: physics worker threads of the native backend (default: one per core, at most 8).
         reward_version: metaworld's reward function version, "v2" (default) or "v1" (official only).
+        max_episode_steps: the horizon, 1..500: episodes truncate after it and success counts at any
+            step within it. None: metaworld's 500 (the Meta-World paper); the MOORE and CARE authors
+            use 150.
 
     Raises:
         ValueError: on an unknown benchmark, task, split, goal_sampling or backend, envs_per_task < 1,
@@ -64,6 +69,7 @@ def make_metaworld(
     """
     check_args(benchmark, task=task, split=split, goal_sampling=goal_sampling, envs_per_task=envs_per_task)
     check_episodes_per_goal(episodes_per_goal)
+    episode_length = check_max_episode_steps(max_episode_steps)
     if backend not in METAWORLD_BACKENDS:
         raise ValueError(f"unknown Meta-World backend {backend!r}; valid: {', '.join(METAWORLD_BACKENDS)}")
     if reward_version not in REWARD_VERSIONS[backend]:
@@ -84,6 +90,7 @@ def make_metaworld(
             episodes_per_goal=episodes_per_goal,
             seed=seed,
             threads=threads,
+            episode_length=episode_length,
         )
     tasks = load_benchmark(benchmark, task=task, split=split, seed=seed)
     return OfficialEnv(
@@ -93,6 +100,7 @@ def make_metaworld(
         episodes_per_goal=episodes_per_goal,
         seed=seed,
         reward_version=reward_version,
+        episode_length=episode_length,
     )
 
 

@@ -151,7 +151,23 @@ def _metaworld_benchmark(benchmark: str, task: str | None, seed: int) -> metawor
     return cls(seed=seed)
 
 
-def make_spec(tasks: BenchmarkTasks, envs_per_task: int) -> EnvSpec:
+def check_max_episode_steps(max_episode_steps: int | None) -> int:
+    """The episode horizon: metaworld's 500 by default, any length in 1..500 when given.
+
+    metaworld refuses to step past its own `max_path_length` (500), so a longer horizon cannot exist;
+    a shorter one (the MOORE and CARE authors train and evaluate at 150) truncates earlier.
+    """
+    if max_episode_steps is None:
+        return EPISODE_LENGTH
+    if not isinstance(max_episode_steps, int) or not 1 <= max_episode_steps <= EPISODE_LENGTH:
+        raise ValueError(
+            f"max_episode_steps must be an int in 1..{EPISODE_LENGTH} (metaworld's limit), "
+            f"got {max_episode_steps!r}"
+        )
+    return max_episode_steps
+
+
+def make_spec(tasks: BenchmarkTasks, envs_per_task: int, episode_length: int = EPISODE_LENGTH) -> EnvSpec:
     """Describe the batched env: 39-dim obs, plus the one-hot task id for MT benchmarks."""
     one_hot_size = len(tasks.task_names) if tasks.one_hot else 0
     return EnvSpec(
@@ -160,8 +176,9 @@ def make_spec(tasks: BenchmarkTasks, envs_per_task: int) -> EnvSpec:
         action_size=ACTION_SIZE,
         task_names=tasks.task_names,
         envs_per_task=envs_per_task,
-        episode_length=EPISODE_LENGTH,
+        episode_length=episode_length,
         goals_per_task=GOALS_PER_TASK,
+        task_id_columns=one_hot_size,
     )
 
 

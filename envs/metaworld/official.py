@@ -6,7 +6,8 @@ metaworld does: `env_cls(reward_function_version=...)`, `env.set_task(goal)`, `e
 `env.step(action)`. One ordered `io_callback` per vector step carries the whole action batch plus
 which envs must reset and with which goal; the host loops over its envs and returns stacked arrays.
 The JAX side keeps only bookkeeping (step and episode counters, goal indices, the key): Meta-World
-never terminates and truncates at exactly 500 steps, so which envs reset, and with which goal, is
+never terminates and truncates at exactly `spec.episode_length` steps (500, metaworld's own, unless
+a shorter horizon is asked for), so which envs reset, and with which goal, is
 known in JAX before the host call, and goal choices are a pure function of the reset key.
 
 Caveats: the physics lives on the host, so the JAX state is a handle, not a value. Only the latest
@@ -169,8 +170,9 @@ class OfficialEnv:
         episodes_per_goal: int = 1,
         seed: int,
         reward_version: str = "v2",
+        episode_length: int = EPISODE_LENGTH,
     ):
-        self.spec: EnvSpec = make_spec(tasks, envs_per_task)
+        self.spec: EnvSpec = make_spec(tasks, envs_per_task, episode_length)
         self.host = HostEnvs(tasks, envs_per_task, seed, reward_version)
         self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling, episodes_per_goal)
 

@@ -106,10 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.add_argument("run_dir", type=Path, help="a run directory written by mtrl train")
             parser.add_argument(
                 "--protocol",
-                choices=("multitask", "meta"),
+                choices=("all-goals", "moore", "meta"),
                 default=None,
-                help="multitask: every goal of every task; meta: adapt on held-out tasks/goals, then "
-                "score (default: the agent's own)",
+                help="all-goals: every goal of every task once, deterministic; moore: the MOORE authors' "
+                "(10 episodes per task on random goals, sampled actions); meta: adapt on held-out "
+                "tasks/goals, then score (default: the agent's own, all-goals plus moore where the run "
+                "evaluated both)",
             )
             parsed = parser.parse_args(rest)
             from mtrl.app.run import evaluate_run

@@ -31,6 +31,10 @@ class EnvConfig:
     """Meta-World reward function version: v2 (default), or v1 on the official backend."""
     toy_num_tasks: int = 4
     """Tasks of the toy point-mass env."""
+    max_episode_steps: int | None = None
+    """Episode horizon for training and evaluation (truncation; success counts at any step within it). None:
+    the benchmark's own (Meta-World 500, the Meta-World paper's; MOORE and CARE presets set 150, their
+    authors' value; at most 500 on Meta-World)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

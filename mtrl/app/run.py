@@ -158,8 +158,10 @@ def _run(config, run_dir, train_env, eval_env, console, start=None, metrics_byte
                 log=logger.log, checkpoint=save, progress=progress.update, stop_requested=stop.requested
             )
             loop = wiring.loop_module(config)
+            moore_env = wiring.make_moore_eval_env(config)
+            extra = {} if moore_env is None else {"moore_eval_env": moore_env}
             _, final = loop.train(
-                train_env, eval_env, agent, config.loop, seed_keys(config), hooks=hooks, start=start
+                train_env, eval_env, agent, config.loop, seed_keys(config), hooks=hooks, start=start, **extra
             )
     except training.Interrupted as stopped:
         stopped.run_dir = run_dir
@@ -213,7 +215,8 @@ class StopOnSignal:
             signal.signal(signum, handler)
 
 
-PROTOCOLS = ("multitask", "meta")
+PROTOCOLS = ("all-goals", "moore", "meta")
+MOORE_EVAL_EPISODES = 10  # the MOORE authors' --n_episodes_test, for `--protocol moore` on any MT run
 
 
 def evaluate_run(run_dir: Path, console: Console | None = None, protocol: str | None = None) -> RunResult:
@@ -243,7 +246,7 @@ def _evaluate_run(run_dir: Path, console: Console, protocol: str | None) -> RunR
         )
         metrics = evaluator.final(state, keys)
     else:
-        metrics = _evaluate_multitask(config, eval_env, state, keys)
+        metrics = _evaluate_multitask(config, eval_env, state, keys, protocol)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     _write_json(run_dir / f"evaluation-{step}-{stamp}.json", {"checkpoint_step": step, **metrics})
     return finish(run_dir, metrics, console, title=f"Evaluation of checkpoint {step}", plot=False)
@@ -261,31 +264,50 @@ def check_protocol(agent_name: str, protocol: str | None) -> None:
             f"{agent_name} is a multi-task agent and cannot adapt; the meta protocol needs a meta-RL "
             f"agent: {', '.join(wiring.meta_agent_names()) or 'none registered'}"
         )
-    if protocol == "multitask" and meta:
+    if protocol != "meta" and meta:
         raise ValueError(
             f"{agent_name} is a meta-RL agent: it is evaluated by adapting on held-out tasks "
-            "(--protocol meta), not by the multi-task protocol"
+            f"(--protocol meta), not by the multi-task protocol {protocol!r}"
         )
 
 
-def _evaluate_multitask(config: TrainConfig, eval_env, state, keys) -> dict[str, float]:
-    """Every goal of every task once, deterministic (the off-policy agents' evaluation)."""
+def _evaluate_multitask(config: TrainConfig, eval_env, state, keys, protocol: str | None) -> dict[str, float]:
+    """The off-policy agents' evaluation: all-goals (every goal of every task once, deterministic) and/or
+    the MOORE authors' protocol (random goals, sampled actions); by default those the run was trained with."""
     agent = wiring.make_agent(config)
-    episodes = evaluation.episodes_per_env(eval_env.spec, eval_env.spec.goals_per_task)
 
-    def play(agent_state, key):
-        return evaluation.run_episodes(eval_env, agent, agent_state, key, episodes)
+    def play(env, episodes, deterministic):
+        def one_seed(agent_state, key):
+            return evaluation.run_episodes(env, agent, agent_state, key, episodes, deterministic)
 
-    if config.num_seeds > 1:
-        play = jax.vmap(play)
-    flags = np.asarray(jax.jit(play)(state, keys))
-    return evaluation.eval_metrics(eval_env.spec, flags)
+        fn = jax.vmap(one_seed) if config.num_seeds > 1 else one_seed
+        return np.asarray(jax.jit(fn)(state, keys))
+
+    metrics = {}
+    if protocol in (None, "all-goals"):
+        episodes = evaluation.episodes_per_env(eval_env.spec, eval_env.spec.goals_per_task)
+        metrics |= evaluation.eval_metrics(eval_env.spec, play(eval_env, episodes, True))
+    if protocol == "moore" or (protocol is None and config.loop.moore_eval_episodes):
+        per_task = config.loop.moore_eval_episodes or MOORE_EVAL_EPISODES
+        loop = dataclasses.replace(config.loop, moore_eval_episodes=per_task)
+        env = wiring.make_moore_eval_env(dataclasses.replace(config, loop=loop))
+        episodes = evaluation.sampled_episodes_per_env(env.spec, per_task)
+        metrics |= evaluation.eval_metrics(env.spec, play(env, episodes, False), prefix="eval_moore")
+    return metrics
 
 
-def success_per_task(metrics: dict[str, float]) -> tuple[str, dict[str, float]]:
-    """The final evaluation's per-task success and its prefix: held-out tasks after adaptation
-    (`meta_test/<task>/success`) for meta-RL agents, else `eval/<task>/success`."""
-    prefix = "meta_test" if "meta_test/success" in metrics else "eval"
+PROTOCOL_TITLES = {  # metric prefix → how its table is titled
+    "meta_test": "Meta-test success",
+    "eval": "Success, all goals (deterministic)",
+    "eval_moore": "Success, MOORE protocol (random goals, sampled actions)",
+}
+
+
+def success_per_task(metrics: dict[str, float], prefix: str | None = None) -> tuple[str, dict[str, float]]:
+    """The final evaluation's per-task success under `prefix`, by default the first present of held-out
+    tasks after adaptation (`meta_test/…`, meta-RL agents), all goals (`eval/…`), MOORE's (`eval_moore/…`)."""
+    if prefix is None:
+        prefix = next((p for p in PROTOCOL_TITLES if f"{p}/success" in metrics), "eval")
     per_task = {}
     for name, value in metrics.items():
         parts = name.split("/")
@@ -300,11 +322,15 @@ def success_per_task(metrics: dict[str, float]) -> tuple[str, dict[str, float]]:
 
 
 def finish(run_dir, metrics, console, *, title: str, plot: bool = True) -> RunResult:
+    """Print and write a per-task success table for every protocol evaluated; plot the primary one."""
     prefix, per_task = success_per_task(metrics)
-    if prefix == "meta_test":  # held-out tasks/goals, after adaptation
-        title = f"Meta-test success, {title[0].lower()}{title[1:]}"
-    console.print(success_table(per_task, title))
-    (run_dir / "success_table.md").write_text(f"# {title}\n\n{markdown_table(per_task)}")
+    sections = []
+    for shown in [p for p in PROTOCOL_TITLES if f"{p}/success" in metrics] or [prefix]:
+        shown_title = f"{title}: {PROTOCOL_TITLES[shown][0].lower()}{PROTOCOL_TITLES[shown][1:]}"
+        table = success_per_task(metrics, shown)[1]
+        console.print(success_table(table, shown_title))
+        sections.append(f"# {shown_title}\n\n{markdown_table(table)}")
+    (run_dir / "success_table.md").write_text("\n".join(sections))
     if plot:
         plots.plot_run(run_dir, read_metrics(run_dir), tuple(per_task), prefix=prefix)
     return RunResult(run_dir, per_task)

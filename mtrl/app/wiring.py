@@ -59,6 +59,7 @@ def make_env(
         episodes_per_goal=episodes_per_goal,
         num_tasks=env_config.toy_num_tasks if env_config.name == "toy" else None,
         reward_version=env_config.reward_version,
+        max_episode_steps=env_config.max_episode_steps,
     )
 
 
@@ -93,6 +94,15 @@ def make_eval_env(config: TrainConfig) -> Env | EvalEnvs:
         for split in ("test", "train")
     )
     return EvalEnvs(test=test, train=train)
+
+
+def make_moore_eval_env(config: TrainConfig) -> Env | None:
+    """The env of the MOORE authors' evaluation protocol (random goals), when the loop asks for it."""
+    if not config.loop.moore_eval_episodes:
+        return None
+    return make_env(
+        config.env, config.seed, envs_per_task=config.loop.eval_envs_per_task, goal_sampling="random"
+    )
 
 
 def make_agent(config: TrainConfig) -> Agent | EpisodicAgent:
@@ -158,6 +168,11 @@ def check_compatible(config: TrainConfig) -> None:
     if config.env.envs_per_task < 1:
         raise ValueError(f"env.envs_per_task must be >= 1, got {config.env.envs_per_task}")
     check_loop_config(config.loop, config.env.envs_per_task)
+    if config.loop.moore_eval_episodes and is_episodic(config.agent_name):
+        raise ValueError(
+            f"loop.moore_eval_episodes={config.loop.moore_eval_episodes}: the MOORE evaluation protocol is "
+            f"for the off-policy multi-task agents, not {config.agent_name}; set it to 0"
+        )
 
 
 def agent_template(config: TrainConfig, spec: EnvSpec):

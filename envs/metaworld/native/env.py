@@ -22,7 +22,7 @@ from jaxtyping import Array, Float, Int
 
 from mtrl.types import EnvSpec, TimeStep
 
-from ..benchmarks import OBS_SIZE, BenchmarkTasks, TaskBookkeeping, make_spec
+from ..benchmarks import EPISODE_LENGTH, OBS_SIZE, BenchmarkTasks, TaskBookkeeping, make_spec
 from .host import NativeHost
 from .layout import TaskLayout
 from .port import Frame, TaskPort
@@ -76,9 +76,10 @@ class NativeEnv:
         episodes_per_goal: int = 1,
         seed: int,
         threads: int | None = None,
+        episode_length: int = EPISODE_LENGTH,
     ):
         self.ports = tuple(get_port(name) for name in tasks.task_names)
-        self.spec: EnvSpec = make_spec(tasks, envs_per_task)
+        self.spec: EnvSpec = make_spec(tasks, envs_per_task, episode_length)
         self.host = NativeHost(tasks, self.ports, envs_per_task, seed, threads)
         self.layout = self.host.layout
         self.goal_visible = tasks.one_hot  # MT: goal in obs and one-hot appended; ML: goal zeroed
