@@ -14,7 +14,8 @@ Meta-RL agent protocol (`MetaAgent`; MAML, RL² and PEARL plug in through it):
   `deterministic` is False while adapting and True on scored episodes.
 - `adapt(agent_state, context, episodes, key) -> context`: `episodes` is a `Transition` with leading
   axes `[envs, N, episode_length]` holding exactly the N adaptation episodes of each env's goal (MAML:
-  inner gradient steps; PEARL: the posterior over the latent; RL²: return `context` unchanged).
+  inner gradient steps; PEARL: the posterior over the latent; RL²: keep the hidden state reached, from
+  which its `act` starts every scored episode).
 
 Running. One jitted `lax.scan` over goal rounds, each a scan over the round's steps, so the official
 backend costs one host call per vector step. The env must be built with `goal_sampling="sequential"`,

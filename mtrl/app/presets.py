@@ -227,7 +227,9 @@ def ml45_maml() -> TrainConfig:
 
 
 def ml10_rl2() -> TrainConfig:
-    """RL²-PPO on ML10 (garage rl2_ppo_metaworld_ml10): GRU 256, trials of 10 episodes, meta-batch 10."""
+    """RL²-PPO on ML10 (garage rl2_ppo_metaworld_ml10): GRU 256, meta-batch 10, rewards normalised as garage's;
+    trials of 11 episodes (garage 10), so that meta-test's scored episode, after 10 exploration episodes,
+    stays within the trial length the GRU was trained on (`rl2.Config.episodes_per_trial`)."""
     return TrainConfig(
         preset="ml10-rl2", env=EnvConfig(name="ML10", envs_per_task=1), agent=rl2.Config(), loop=META_LOOP
     )

@@ -168,6 +168,9 @@ def check_compatible(config: TrainConfig) -> None:
     if config.env.envs_per_task < 1:
         raise ValueError(f"env.envs_per_task must be >= 1, got {config.env.envs_per_task}")
     check_loop_config(config.loop, config.env.envs_per_task)
+    check_protocol = getattr(get_agent(config.agent_name), "check_meta_protocol", None)
+    if check_protocol is not None:  # RL²: meta-test must stay within the trial length it trained on
+        check_protocol(config.agent, config.loop.meta_adaptation_episodes)
     if config.loop.moore_eval_episodes and is_episodic(config.agent_name):
         raise ValueError(
             f"loop.moore_eval_episodes={config.loop.moore_eval_episodes}: the MOORE evaluation protocol is "
