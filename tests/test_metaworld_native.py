@@ -72,6 +72,27 @@ def test_batched_mt10_matches_the_official_backend_across_random_resets():
         np.testing.assert_array_equal(getattr(ours, field), getattr(ref, field), err_msg=field)
 
 
+def test_horizon_150_truncates_at_150_on_both_backends_and_native_still_equals_official():
+    """The MOORE/CARE horizon: truncation exactly every 150 steps, success and observations as official."""
+    actions = random_actions(2 * 150 + 5, 10, seed=4)
+    runs = [
+        scan_rollout(make_metaworld("MT10", seed=1, backend=b, max_episode_steps=150), actions)
+        for b in ("official", "native")
+    ]
+    (ref_first, ref, ref_state), (first, ours, state) = runs
+    expected = np.zeros((2 * 150 + 5, 10), bool)
+    expected[[149, 299]] = True
+    np.testing.assert_array_equal(ref.truncated, expected)
+    np.testing.assert_array_equal(ours.truncated, expected)
+    np.testing.assert_array_equal(state.steps, np.full(10, 5))
+    np.testing.assert_array_equal(state.goal_index, ref_state.goal_index)
+    for field in ("obs", "final_obs"):
+        np.testing.assert_allclose(getattr(ours, field), getattr(ref, field), atol=1e-5, err_msg=field)
+    np.testing.assert_array_equal(ours.success, ref.success)
+    # a new episode starts where the old one was cut: the reset observation differs from the final one
+    assert not np.allclose(ref.obs[149], ref.final_obs[149])
+
+
 def test_thread_count_does_not_change_a_single_bit():
     actions = random_actions(60, 4)
     runs = [
@@ -135,6 +156,8 @@ def test_ml_benchmark_hides_the_goal_on_native_too():
         ({"backend": "native", "task": "reach-v9"}, "reach-v9"),
         ({"backend": "native", "reward_version": "v1"}, "'v1' is not available on the native backend"),
         ({"backend": "official", "reward_version": "v3"}, "valid: v2, v1"),
+        ({"backend": "native", "max_episode_steps": 501}, "max_episode_steps must be an int in 1..500"),
+        ({"backend": "official", "max_episode_steps": 0}, "got 0"),
     ],
 )
 def test_bad_arguments_raise_one_line_value_error(kwargs, bad):
