@@ -162,3 +162,13 @@ def test_alpha_loss_and_gradient_match_hand_computation():
     # ∂J/∂log α_t = −(sum of task t's (log π + H̄)) / 4: task 0: 8 / 4 = 2.0, task 1: 6 / 4 = 1.5.
     np.testing.assert_allclose(loss, -0.5 * np.log(2.0), rtol=1e-5)
     np.testing.assert_allclose(grad, [2.0, 1.5], rtol=1e-5)
+
+    # form="alpha" (eq. 18, CARE's code): J = mean_b −α_task (log π + H̄) with α = (0.5, 2):
+    #   rows: 0: −0.5·(−3.0) = 1.5   1: −2·(−1.5) = 3.0   2: −0.5·(−5.0) = 2.5   3: −2·(−4.5) = 9.0 → J = 4.0
+    # ∂J/∂log α_t = the same terms summed over task t's rows, / 4: task 0: 1.0, task 1: 3.0.
+    alpha_form = lambda la: losses.alpha_loss(
+        la, jnp.asarray(log_prob), jnp.asarray(batch.task_id), target_entropy=TARGET_ENTROPY, form="alpha"
+    )[0]
+    loss, grad = jax.value_and_grad(alpha_form)(jnp.asarray(log_alphas))
+    np.testing.assert_allclose(loss, 4.0, rtol=1e-5)
+    np.testing.assert_allclose(grad, [1.0, 3.0], rtol=1e-5)

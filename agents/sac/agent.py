@@ -238,7 +238,7 @@ def update(
             state.actor_method_state, batch, actor_key, state.num_tasks,
         )  # fmt: skip
         alpha_fn = functools.partial(
-            losses.alpha_loss, target_entropy=state.target_entropy,
+            losses.alpha_loss, target_entropy=state.target_entropy, form=config.temperature_loss,
             task_weights=task_weights if weighting is not None and weighting.weigh_alpha else None,
         )  # fmt: skip
         alpha = gradient_step(

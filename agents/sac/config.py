@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from .agent import TaskWeighting
 
 
+TEMPERATURE_LOSSES = ("log_alpha", "alpha")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SACConfig:
     """Soft actor-critic with twin critics and one learned temperature per task."""
@@ -48,6 +51,10 @@ class SACConfig:
     input, as in their references). MOORE, CARE, Soft Modularization, PaCo and Hyper-SAC default to False:
     their experts/encoders/base networks read the state and the task enters only through their own routing
     (task weights, context, ...); True there is an ablation (and mtrl's behaviour before this switch)."""
+    temperature_loss: str = "log_alpha"
+    """Form of the temperature objective: "log_alpha", −log α (log π + H̄) (MOORE's code, the JAX
+    re-implementation, garage, Soft Modularization's and PaCo's code), or "alpha", −α (log π + H̄) (SAC
+    paper eq. 18, and CARE's mtrl code behind the CARE paper's baselines)."""
     actor_first: bool = False
     """Order of one update: False (mtrl's default, as the SAC paper's algorithm box and the JAX
     re-implementation) steps the critic, then the actor against the new critic, then the temperatures;
@@ -93,6 +100,10 @@ class SACConfig:
         check_positive("gradnorm_lr", self.gradnorm_lr)
         check_positive("famo_gamma", self.famo_gamma, allow_zero=True)
         check_positive("famo_lr", self.famo_lr)
+        if self.temperature_loss not in TEMPERATURE_LOSSES:
+            raise ValueError(
+                f"unknown temperature_loss {self.temperature_loss!r}; valid: {', '.join(TEMPERATURE_LOSSES)}"
+            )
         if self.actor_first and self.task_weighting() is not None:
             raise ValueError(
                 "actor_first=True cannot combine with this agent's task weighting, which weighs the actor "

@@ -143,17 +143,19 @@ def alpha_loss(
     *,
     target_entropy: float,
     task_weights: Float[Array, " tasks"] | None = None,
+    form: str = "log_alpha",
 ) -> tuple[Float[Array, ""], tuple[()]]:
-    """Temperature objective, eq. 18 written in log α, one temperature per task.
+    """Temperature objective, one temperature per task, in log α (default) or, `form="alpha"`, eq. 18.
 
     J(log α) = E[−log α_task (log π(a|s) + H̄)]: a task whose policy entropy falls below H̄ raises its α.
-    Eq. 18 has α where this has log α; both have the same sign of gradient, but this one's gradient in
-    log α does not shrink with α. It is the form of the MOORE authors' code (`MTSAC._update_alpha`), of
-    the public JAX re-implementation and of most SAC code, so temperatures move at the published pace.
+    Eq. 18, J = E[−α_task (log π + H̄)], has the same sign of gradient, but its gradient in log α shrinks
+    with α. The log form is that of the MOORE authors' code (`MTSAC._update_alpha`), the public JAX
+    re-implementation and most SAC code; eq. 18's is CARE's mtrl code's.
     Rows of other tasks give a task's log-alpha no gradient; `task_weights` scale each task's rows.
     """
     log_prob = jax.lax.stop_gradient(log_prob)
-    terms = -log_alphas[task_id] * (log_prob + target_entropy)
+    scale = log_alphas[task_id] if form == "log_alpha" else alpha_per_row(log_alphas, task_id)
+    terms = -scale * (log_prob + target_entropy)
     if task_weights is not None:
         terms = weigh_rows(terms, task_weights, task_id)
     return jnp.mean(terms), ()
