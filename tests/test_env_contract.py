@@ -183,3 +183,20 @@ def test_obs_size_and_reward_range_of_the_env_family(rollout):
         assert spec.obs_size == MW_OBS_SIZE + one_hot_size
         low, high = MW_REWARD_RANGE
     assert (steps.reward >= low).all() and (steps.reward <= high).all(), steps.reward
+
+
+def test_held_out_splits_are_metaworlds_own_and_ml25_shares_basketball():
+    """ML10 and ML45 test tasks are all held out; metaworld's ML25 split tests on one training task."""
+    from mtrl.envs.metaworld import task_names
+
+    for benchmark, shared in (("ML10", set()), ("ML45", set()), ("ML25", {"basketball-v3"})):
+        train, test = (set(task_names(benchmark, split=split)) for split in ("train", "test"))
+        assert train & test == shared, benchmark
+
+
+def test_the_spec_names_the_one_hot_columns():
+    from mtrl.envs import make
+
+    assert make("toy", num_tasks=3).spec.task_id_columns == 3
+    assert make("toy", num_tasks=3).spec.state_size == 2
+    assert make("toy-ml").spec.task_id_columns == 0

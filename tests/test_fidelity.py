@@ -258,4 +258,6 @@ def test_presets_and_agents_match_the_fidelity_table(scope, setting, field, lite
     expected = ast.literal_eval(literal)
     if isinstance(value, tuple):
         expected = tuple(expected)
+    if isinstance(expected, float):
+        expected = pytest.approx(expected, rel=1e-9)
     assert value == expected, f"{scope}: {setting}: {field} is {value!r}, docs/fidelity.md says {expected!r}"
