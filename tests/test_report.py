@@ -270,6 +270,10 @@ def test_compare_published_matches_agent_and_benchmark(tmp_path):
     assert rows["moore_sac", "MOORE", "JAX re-run"][4].startswith(f"{finals['moore'].mean():.3f} [")
     assert rows["mt_sac", "MT-SAC", "Meta-World paper"][4].endswith("(best)")  # their max over training
     assert any("average maximum success" in note for note in report.notes)
+    # every source's footnote says its horizon and evaluation protocol; ours says the runs' horizon
+    moore_note = next(note for note in report.notes if note.startswith("[") and "Hendawy" in note)
+    assert "Horizon: 150 steps" in moore_note and "actions sampled from the policy" in moore_note
+    assert report.notes[-1].startswith("ours:") and "horizon 500 (Meta-World's own) steps" in report.notes[-1]
     toy = write_run(tmp_path / "toy", mt_sac.Config(), 0, [[0.5] * 4] * 2, env=EnvConfig(name="toy"))
     report = app_report.build_report(app_report.load_groups([toy]), reps=50, compare_published=True)
     assert report.published_rows == [] and "no published figures" in report.notes[-1]

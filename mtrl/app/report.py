@@ -178,14 +178,23 @@ def published_comparison(summaries: list[Summary]) -> tuple[list[list[str]], lis
             )
     if not rows:
         return [], ["--compare-published: no published figures for these agents and benchmarks"]
-    footnotes = [f"[{i + 1}] {published.SOURCES[name].protocol}" for i, name in enumerate(sources)]
+    footnotes = [f"[{i + 1}] {published.SOURCES[name].footnote()}" for i, name in enumerate(sources)]
+    horizons = sorted(
+        {_horizon(s.group.runs[0].config) for s in summaries if s.group.label in {r[0] for r in rows}}
+    )
     footnotes.append(
         "ours: mean over seeds and tasks with a 95% bootstrap CI; success per task = fraction of its "
-        "evaluation goals (each goal once, deterministic policy, success at any step of the episode), "
-        "training goals resampled at every reset; steps per task and seeds as in the table (the papers "
-        "train 2M steps per task)."
+        "evaluation goals (all-goals protocol: each goal once, deterministic policy, success at any step of "
+        "the episode), training goals resampled at every reset; steps per task and seeds as in the table "
+        f"(the papers train 2M steps per task); horizon {' / '.join(horizons)} steps."
     )
     return rows, footnotes
+
+
+def _horizon(config: dict) -> str:
+    """The episode length a run trained with, from its flattened config (None: the benchmark's own)."""
+    steps = config.get("env.max_episode_steps")
+    return str(steps) if steps is not None else "500 (Meta-World's own)"
 
 
 PUBLISHED_COLUMNS = ["group", "benchmark", "seeds", "steps/task", "ours (mean)", "published", "source"]

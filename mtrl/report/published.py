@@ -17,6 +17,13 @@ class Source:
     name: str
     statistic: str
     protocol: str
+    horizon: str
+    """Episode length of the source's runs, as its code sets it."""
+    evaluation: str
+    """How the source evaluates: episodes per task, goals, actions."""
+
+    def footnote(self) -> str:
+        return f"{self.protocol} Horizon: {self.horizon}. Evaluation: {self.evaluation}."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,24 +44,33 @@ SOURCES: dict[str, Source] = {
         "final",
         "Hendawy et al., ICLR 2024 (arXiv:2311.11385): goals resampled at every reset, horizon 150 in their "
         "code, 2M steps per task, 10 seeds; the commonly cited figures, not verified against the paper (≈).",
+        "150 steps (run/metaworld/*.sh --horizon 150)",
+        "10 episodes per task on goals drawn at random, actions sampled from the policy, success at any step "
+        "(mtrl's eval_moore/… metrics follow it)",
     ),
     "JAX re-run": Source(
         "JAX re-run",
         "final",
         "independent JAX re-run (rainx0r/mtrl, 'multi-task RL enables parameter scaling'): final success, "
         "10 seeds on MT10, 5 on MT50, Meta-World v3-style setup; ± as printed there.",
+        "500 steps (metaworld v3's own)",
+        "every goal of every task once, deterministic actions, success at any step (as mtrl's all-goals)",
     ),
     "CARE paper": Source(
         "CARE paper",
         "final",
         "Sodhani et al., ICML 2021 (arXiv:2102.06177), facebookresearch/mtrl: one fixed goal per task, mean "
         "over 10 runs, 2M steps per task; ± as printed there.",
+        "150 steps (mtrl/experiment/metaworld.py)",
+        "1 episode per task on its one fixed training goal, deterministic actions, success at any step",
     ),
     "Meta-World paper": Source(
         "Meta-World paper",
         "best",
         "Yu et al., CoRL 2019 (arXiv:1910.10897), Table 1: average maximum success over training (compared "
         "with our best evaluation), 10 seeds, garage implementations.",
+        "the max_path_length of the metaworld of the time (150–200 steps on its v1 tasks; 500 from metaworld v2)",
+        "garage's: a few deterministic episodes per task on fixed goals (MT-SAC: 5), success at any step",
     ),
 }
 
