@@ -9,6 +9,7 @@ evaluated on held-out goals/tasks; every other agent is multi-task and trains on
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 
@@ -97,12 +98,15 @@ def make_eval_env(config: TrainConfig) -> Env | EvalEnvs:
 
 
 def make_moore_eval_env(config: TrainConfig) -> Env | None:
-    """The env of the MOORE authors' evaluation protocol (random goals), when the loop asks for it."""
+    """The env of the MOORE authors' evaluation protocol (random goals), when the loop asks for it.
+
+    Its envs per task are the largest count that divides both `eval_envs_per_task` and the episodes per task,
+    so each env plays the same number of episodes.
+    """
     if not config.loop.moore_eval_episodes:
         return None
-    return make_env(
-        config.env, config.seed, envs_per_task=config.loop.eval_envs_per_task, goal_sampling="random"
-    )
+    envs_per_task = math.gcd(config.loop.eval_envs_per_task, config.loop.moore_eval_episodes)
+    return make_env(config.env, config.seed, envs_per_task=envs_per_task, goal_sampling="random")
 
 
 def make_agent(config: TrainConfig) -> Agent | EpisodicAgent:
