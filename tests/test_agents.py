@@ -100,18 +100,35 @@ def test_update_under_jit(name):
 
 
 @pytest.mark.parametrize("name", SAC_AGENTS)
-def test_act_is_squashed_and_deterministic_is_tanh_mean(name):
+def test_act_is_tanh_of_the_policys_mean_or_of_its_reparameterised_sample(name):
+    """The actor torso applied here by hand (SPEC has no one-hot columns, so it reads the whole observation),
+    its output split into the mean (first half) and log-std (second half, clamped to the config's range):
+    deterministic acting is exactly tanh(mean) and sampling is tanh(mean + exp(log_std) ε) with
+    ε = normal(key), for every row's own task."""
     agent, init = agent_and_init(name)
     state = init(fast_key(0))
-    obs = 10 * np.random.default_rng(1).normal(size=(5, SPEC.obs_size)).astype(np.float32)
+    # unit-scale observations keep tanh(mean) off its ±1 plateaus, where a wrong mean would not show
+    obs = np.random.default_rng(1).normal(size=(5, SPEC.obs_size)).astype(np.float32)
     task_id = jnp.array([0, 1, 2, 0, 1], jnp.int32)
     assert agent.act is act.__wrapped__
-    sampled = [act(state, obs, task_id, fast_key(k), deterministic=False) for k in (2, 3)]
-    greedy = [act(state, obs, task_id, fast_key(k), deterministic=True) for k in (2, 3)]
-    assert sampled[0].shape == (5, SPEC.action_size)
-    assert np.all(np.abs(np.asarray(sampled)) <= 1.0)
-    assert not np.allclose(sampled[0], sampled[1])
-    np.testing.assert_array_equal(greedy[0], greedy[1])
+
+    out = np.asarray(jax.jit(state.networks.actor.apply)(state.actor_params, obs, task_id), np.float64)
+    assert out.shape == (5, 2 * SPEC.action_size)
+    mean, log_std = out[:, : SPEC.action_size], out[:, SPEC.action_size :]
+    assert np.abs(np.tanh(mean)).max() < 0.999
+    log_std = np.clip(log_std, state.config.log_std_min, state.config.log_std_max)
+
+    greedy = [np.asarray(act(state, obs, task_id, fast_key(k), deterministic=True)) for k in (2, 3)]
+    np.testing.assert_allclose(greedy[0], np.tanh(mean), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(greedy[0], greedy[1])  # the key plays no part
+
+    for k in (2, 3):
+        noise = np.asarray(jax.random.normal(fast_key(k), (5, SPEC.action_size)), np.float64)
+        sampled = np.asarray(act(state, obs, task_id, fast_key(k), deterministic=False))
+        np.testing.assert_allclose(sampled, np.tanh(mean + np.exp(log_std) * noise), rtol=1e-5, atol=1e-5)
+        assert np.all(np.abs(sampled) <= 1.0)
+    # the draws are not the mean action: the check above tells mean and log-std apart
+    assert np.abs(sampled - greedy[0]).max() > 1e-2
 
 
 def test_vmap_over_seeds():

@@ -14,6 +14,7 @@ import pytest
 from mtrl import envs
 from mtrl.meta_evaluation import (
     MetaAgent,
+    MetaEvalResult,
     _first_to_end,
     meta_evaluate,
     meta_metrics,
@@ -25,24 +26,28 @@ from mtrl.types import EnvSpec, TimeStep, Transition
 
 
 def _toy_agent(env, calls):
-    """Scored episodes: even env slots fly to their task's goal centre (success), odd slots stay put.
+    """A scripted meta-learner on the toy env whose score depends on adapting to the round's own episodes.
 
+    Exploring (`deterministic=False`): fly to the task's goal centre (every goal lies within the jitter of
+    it). `adapt`: the target is the position of the highest reward in the adaptation episodes (next_obs at
+    the argmax), i.e. the closest approach to the goal. Scored (`deterministic=True`): even env slots fly to
+    the adapted target, odd slots stay put. A protocol that scored with the pre-`adapt` context (target 0),
+    adapted on other data or acted deterministically while adapting would score nothing.
     `adapt` records what it receives (through a host callback) so tests can count calls and episodes.
     """
-    spec = env.spec
-    cfg = env.config
+    spec, cfg = env.spec, env.config
     angles = 2 * jnp.pi * jnp.arange(spec.num_tasks) / spec.num_tasks
     centres = cfg.goal_radius * jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=-1)
     go = (jnp.arange(spec.num_envs) % spec.envs_per_task) % 2 == 0
 
     def init_adaptation(agent_state, spec, key):
-        return {"acts": jnp.zeros((), jnp.int32), "adapted": jnp.zeros((), jnp.int32)}
+        return {"acts": jnp.zeros((), jnp.int32), "target": jnp.zeros((spec.num_envs, 2))}
 
     def act(agent_state, context, step, key, deterministic):
-        target = centres[step.task_id]
-        towards = jnp.clip((target - step.obs[:, :2]) / cfg.step_size, -1.0, 1.0)
-        explore = jax.random.uniform(key, towards.shape, minval=-1.0, maxval=1.0)
-        action = jnp.where(deterministic, jnp.where(go[:, None], towards, 0.0), explore)
+        pos = step.obs[:, :2]
+        scored = jnp.where(go[:, None], context["target"], pos)
+        target = scored if deterministic else centres[step.task_id]
+        action = jnp.clip((target - pos) / cfg.step_size, -1.0, 1.0)
         return action, {**context, "acts": context["acts"] + 1}
 
     def adapt(agent_state, context, episodes, key):
@@ -54,9 +59,48 @@ def _toy_agent(env, calls):
         jax.debug.callback(
             record, context["acts"], episodes.obs, episodes.next_obs, episodes.reward, episodes.task_id
         )
-        return {**context, "adapted": context["adapted"] + 1}
+        n = episodes.reward.shape[0]
+        best = jnp.argmax(episodes.reward.reshape(n, -1), axis=1)
+        target = episodes.next_obs.reshape(n, -1, episodes.next_obs.shape[-1])[jnp.arange(n), best, :2]
+        return {**context, "target": target}
 
     return MetaAgent("toy-scripted", init_adaptation, act, adapt)
+
+
+def _fly(target, goal, steps, cfg):
+    """The toy env's dynamics in float64 under "fly to `target`" from the origin: positions, rewards and
+    success flags of `steps` steps."""
+    pos, out = np.zeros(2), []
+    for _ in range(steps):
+        pos = np.clip(pos + cfg.step_size * np.clip((target - pos) / cfg.step_size, -1.0, 1.0), -1.0, 1.0)
+        dist = np.linalg.norm(pos - goal)
+        out.append((pos.copy(), 1.0 - dist + (dist < cfg.success_radius), dist < cfg.success_radius))
+    return [np.array(x) for x in zip(*out, strict=True)]
+
+
+def _expected_scores(env, goal_index):
+    """What the scripted agent must score, simulated by hand: per round and env, (success, first success
+    step, return, return to success) of one scored episode (all M are the same: deterministic, from reset)."""
+    spec, cfg, T = env.spec, env.config, env.spec.episode_length
+    angles = 2 * np.pi * np.arange(spec.num_tasks) / spec.num_tasks
+    centres = cfg.goal_radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    goals = np.asarray(env.goals, np.float64)
+    rounds = goal_index.shape[0]
+    out = np.zeros((4, rounds, spec.num_envs))
+    for r in range(rounds):
+        for e in range(spec.num_envs):
+            task = e // spec.envs_per_task
+            goal = goals[task, goal_index[r, e]]
+            # the adaptation episodes all replay one flight to the centre (each starts at the origin)
+            if (e % spec.envs_per_task) % 2:  # odd slots stay at the origin
+                dist = np.linalg.norm(goal)
+                rewards, success = np.full(T, 1.0 - dist + (dist < cfg.success_radius)), np.full(T, False)
+            else:  # even slots fly to the best position of the flight to the centre
+                positions, rewards, _ = _fly(centres[task], goal, T, cfg)
+                _, rewards, success = _fly(positions[np.argmax(rewards)], goal, T, cfg)
+            first = int(np.argmax(success)) + 1 if success.any() else T + 1
+            out[:, r, e] = success.any(), first, rewards.sum(), rewards[:first].sum()
+    return out
 
 
 def test_toy_rounds_visit_each_goal_and_adapt_once_on_exactly_the_adaptation_episodes():
@@ -77,40 +121,55 @@ def test_toy_rounds_visit_each_goal_and_adapt_once_on_exactly_the_adaptation_epi
     assert result.success.shape == (rounds, spec.num_envs, m)
     # every goal of each task exactly once: slot j plays goal j + 2r in round r
     for t in range(spec.num_tasks):
-        played = result.goal_index[:, 2 * t : 2 * t + 2].ravel()
-        assert sorted(played.tolist()) == list(range(goals))
-    # adapt once per round, after exactly n episodes of T steps, on data generated under that round's goal
+        played = result.goal_index[:, 2 * t : 2 * t + 2]
+        np.testing.assert_array_equal(played, np.arange(rounds)[:, None] * 2 + np.arange(2))
+    # adapt once per round, after exactly n episodes of T steps (a fresh context each round), on data
+    # generated under that round's goal
     assert len(calls) == rounds
     for r, call in enumerate(calls):
         assert call["acts"] == n * T
         assert call["obs"].shape == (spec.num_envs, n, T, spec.obs_size)
+        np.testing.assert_array_equal(call["task"], np.asarray(env.task_id)[:, None, None] + np.zeros((n, T)))
         goal = np.asarray(env.goals)[np.asarray(env.task_id), result.goal_index[r]]  # [envs, 2]
         dist = np.linalg.norm(call["next_obs"][..., :2] - goal[:, None, None, :], axis=-1)
         expected = 1.0 - dist + (dist < env.config.success_radius)
         np.testing.assert_allclose(call["reward"], expected, rtol=1e-5, atol=1e-5)
-        # each adaptation episode starts at the origin (a fresh reset on the same goal)
+        # each adaptation episode starts at the origin (a fresh reset on the same goal) and was played with
+        # exploring actions (the flight to the task centre, not the scored policy)
         np.testing.assert_allclose(call["obs"][:, :, 0, :2], 0.0)
+        np.testing.assert_array_less(0.5, np.linalg.norm(call["next_obs"][:, :, -1, :2], axis=-1))
+    # scored with the adapted context: even slots succeed in all m episodes, odd slots never
+    go = np.arange(spec.num_envs) % 2 == 0
+    np.testing.assert_array_equal(result.success, np.broadcast_to(go[None, :, None], result.success.shape))
 
 
-def test_toy_success_aggregation_per_goal_and_metaworld_count():
+def test_toy_scores_match_a_hand_simulation_and_aggregate_per_goal_and_by_metaworlds_count():
     env = envs.make("toy", num_tasks=3, envs_per_task=2, goal_sampling="sequential", episodes_per_goal=4)
     spec = env.spec
     result = meta_evaluate(
         env, _toy_agent(env, []), None, jax.random.key(1), adaptation_episodes=1, scored_episodes=3, goals=4
     )
-    go = np.arange(spec.num_envs) % 2 == 0
-    np.testing.assert_array_equal(result.success, np.broadcast_to(go[None, :, None], result.success.shape))
+    success, first, returns, to_success = _expected_scores(env, result.goal_index)
+    m = (..., None)  # the three scored episodes replay one another
+    np.testing.assert_array_equal(result.success, np.broadcast_to(success[m], result.success.shape) > 0)
+    np.testing.assert_array_equal(result.first_success, np.broadcast_to(first[m], result.success.shape))
+    np.testing.assert_allclose(result.returns, np.broadcast_to(returns[m], result.returns.shape), rtol=1e-5)
+    np.testing.assert_allclose(
+        result.returns_to_success, np.broadcast_to(to_success[m], result.returns.shape), rtol=1e-5
+    )
+    assert (first[:, ::2] < spec.episode_length).all() and (first[:, 1::2] == spec.episode_length + 1).all()
     # known outcome: half the goals of every task succeed in every scored episode
     assert meta_success(spec, result) == {name: 0.5 for name in spec.task_names}
     # metaworld's count: the successful env ends (and restarts) at s, 2s, 3s <= T, before the other env's
-    # first end at T, so all 3 counted episodes are successes
-    first = result.first_success[:, go]
-    assert (3 * first <= spec.episode_length).all()
+    # first end at T, so all 3 counted episodes are successes, with the successful env's return to success
+    assert (3 * first[:, ::2] <= spec.episode_length).all()
     assert meta_success(spec, result, count="metaworld") == {name: 1.0 for name in spec.task_names}
+    metaworld = meta_metrics(spec, result, prefix="meta_test", count="metaworld")
+    np.testing.assert_allclose(metaworld["meta_test/return"], to_success[:, ::2].mean(), rtol=1e-5)
     metrics = meta_metrics(spec, result, prefix="meta_test")
     assert metrics["meta_test/success"] == 0.5
-    np.testing.assert_allclose(metrics["meta_test/return"], result.returns.mean(), rtol=1e-6)
-    assert (result.returns_to_success <= result.returns + 1e-6).all()
+    assert all(metrics[f"meta_test/{name}/success"] == 0.5 for name in spec.task_names)
+    np.testing.assert_allclose(metrics["meta_test/return"], returns.mean(), rtol=1e-5)
 
 
 def test_first_to_end_matches_hand_counts():
@@ -169,12 +228,12 @@ def test_bad_input_is_one_line(kwargs, message):
 
 
 def test_unknown_count_is_rejected():
-    env = envs.make("toy", num_tasks=2, goal_sampling="sequential", episodes_per_goal=1)
-    result = meta_evaluate(
-        env, _toy_agent(env, []), None, jax.random.key(0), adaptation_episodes=0, scored_episodes=1, goals=1
-    )
+    spec = _spec("ML1/reach-v3/test", envs_per_task=1)
+    ones = np.ones((1, 1, 1))
+    result = MetaEvalResult(ones > 0, ones.astype(int), ones, ones, np.zeros((1, 1), int))
+    assert meta_success(spec, result) == {"a": 1.0}
     with pytest.raises(ValueError, match="unknown count 'garage'; valid: per_goal, metaworld"):
-        meta_success(env.spec, result, count="garage")
+        meta_success(spec, result, count="garage")
 
 
 # ---------------------------------------------------------------- parity with metaworld's helper
@@ -266,12 +325,6 @@ def _metaworld_numbers(env_id, agent, *, seed, envs_per_task, rounds, n, m, **ma
     import metaworld  # noqa: F401  (registers the Meta-World gym ids)
     from metaworld.evaluation import metalearning_evaluation
 
-    probe = (
-        envs.make(env_id.split("/")[1].split("-")[0], split="test", seed=seed, **make_kwargs)
-        if False
-        else None
-    )
-    del probe
     vec = gym.make_vec(
         env_id,
         seed=seed,

@@ -56,8 +56,99 @@ def test_gram_schmidt_guards_zero_and_dependent_rows():
     assert np.all(np.isfinite(basis))
     np.testing.assert_allclose(basis[0, 1], np.array([1.0, 2.0, 2.0]) / 3.0, atol=1e-6)
     np.testing.assert_allclose(basis[1, 1], 0.0, atol=1e-5)  # dependent row collapses to zero
-    grads = jax.grad(lambda v: jnp.sum(gram_schmidt(v) ** 2))(vectors)
+    cotangent = jnp.asarray(np.random.default_rng(1).normal(size=vectors.shape), jnp.float32)
+    (grads,) = jax.vjp(gram_schmidt, vectors)[1](cotangent)
     assert np.all(np.isfinite(grads))
+
+
+def central_difference_vjp(f, x: np.ndarray, cotangent: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """uᵀ ∂f/∂x for every element of x by central differences, ⟨u, f(x + h e_i) − f(x − h e_i)⟩ / 2h."""
+    f = jax.jit(f)
+    flat = x.ravel()
+    out = np.empty_like(flat)
+    for i in range(flat.size):
+        step = np.zeros_like(flat)
+        step[i] = h
+        plus = np.asarray(f(jnp.asarray((flat + step).reshape(x.shape))))
+        minus = np.asarray(f(jnp.asarray((flat - step).reshape(x.shape))))
+        out[i] = np.vdot(cotangent, plus - minus) / (2 * h)
+    return out.reshape(x.shape)
+
+
+def vjp_error(f, x: np.ndarray, cotangent: np.ndarray) -> float:
+    """Largest gap between jax's VJP and central differences, relative to the gradient's largest entry."""
+    analytic = jax.jit(lambda v, u: jax.vjp(f, v)[1](u)[0])(jnp.asarray(x), jnp.asarray(cotangent))
+    numeric = central_difference_vjp(f, x, cotangent)
+    return float(np.abs(np.asarray(analytic) - numeric).max() / np.abs(numeric).max())
+
+
+def test_gram_schmidt_vjp_matches_central_differences_for_a_random_cotangent():
+    """Float64 VJP with a random cotangent u against central differences (h = 1e-6: truncation ~h², rounding
+    ~1e-16/h, both far below the 1e-7 tolerance). A sum-of-outputs cotangent would hide errors here: the
+    rows are normalised, so sum(GS(v)²) is the constant k and its gradient is 0 whatever the backward pass
+    does. The same check on a Gram-Schmidt whose projection coefficients get no gradient fails clearly."""
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        vectors = rng.normal(size=(2, 3, 5))
+        cotangent = rng.normal(size=(2, 3, 5))
+        assert jnp.asarray(vectors).dtype == jnp.float64
+        assert vjp_error(gram_schmidt, vectors, cotangent) < 1e-7
+        # the sum of squares is flat: its gradient says nothing about the backward pass
+        flat = jax.grad(lambda v: jnp.sum(gram_schmidt(v) ** 2))(jnp.asarray(vectors))
+        np.testing.assert_allclose(flat, 0.0, atol=1e-10)  # 0 up to the eps in the norm
+
+        def no_projection_gradient(v):  # a plausible bug: the coefficients treated as constants
+            basis = []
+            for i in range(v.shape[-2]):
+                w = v[..., i, :]
+                if basis:
+                    done = jnp.stack(basis, axis=-2)
+                    c = jax.lax.stop_gradient(jnp.einsum("...d,...jd->...j", w, done))
+                    w = w - jnp.einsum("...j,...jd->...d", c, done)
+                basis.append(w / jnp.sqrt(jnp.sum(w * w, axis=-1, keepdims=True)))
+            return jnp.stack(basis, axis=-2)
+
+        np.testing.assert_allclose(no_projection_gradient(vectors), gram_schmidt(vectors), atol=1e-12)
+        assert vjp_error(no_projection_gradient, vectors, cotangent) > 1e-2
+
+
+def test_moore_network_vjp_matches_central_differences_for_a_random_cotangent():
+    """The whole MOORE torso (experts, Gram-Schmidt, task weights, tanh, per-task heads) in float64: the VJP
+    of a random cotangent w.r.t. the input, element by element, and w.r.t. all parameters along random
+    directions d (uᵀ J d by central differences against ⟨VJP(u), d⟩), to a relative 1e-6."""
+    rng = np.random.default_rng(4)
+    network = moore_network(expert_sizes=(6, 4), num_experts=3)
+    x32, task_id = inputs(batch=4, size=5)
+    params32 = init(network, x32, task_id, seed=5)
+    with jax.enable_x64(True):
+        params = jax.tree.map(lambda p: jnp.asarray(np.asarray(p, np.float64)), params32)
+        x = np.asarray(x32, np.float64)
+        out = network.apply(params, jnp.asarray(x), task_id)
+        assert out.dtype == jnp.float64
+        cotangent = rng.normal(size=out.shape)
+        assert vjp_error(lambda v: network.apply(params, v, task_id), x, cotangent) < 1e-6
+
+        leaves, treedef = jax.tree.flatten(params)
+        sizes = [leaf.size for leaf in leaves]
+        flat_params = np.concatenate([np.ravel(leaf) for leaf in leaves])
+
+        def of_flat(flat):
+            pieces = jnp.split(flat, np.cumsum(sizes)[:-1])
+            return jax.tree.unflatten(
+                treedef, [p.reshape(leaf.shape) for p, leaf in zip(pieces, leaves, strict=True)]
+            )
+
+        f = jax.jit(lambda flat: network.apply(of_flat(flat), jnp.asarray(x), task_id))
+        gradient = jax.jit(lambda p, u: jax.vjp(f, p)[1](u)[0])(
+            jnp.asarray(flat_params), jnp.asarray(cotangent)
+        )
+        h = 1e-6
+        for _ in range(4):
+            d = rng.normal(size=flat_params.shape)
+            plus, minus = f(jnp.asarray(flat_params + h * d)), f(jnp.asarray(flat_params - h * d))
+            numeric = np.vdot(cotangent, np.asarray(plus) - np.asarray(minus)) / (2 * h)
+            analytic = float(np.vdot(np.asarray(gradient), d))
+            assert abs(analytic - numeric) <= 1e-6 * abs(numeric), (analytic, numeric)
 
 
 def test_mlp_stacked_members_are_independent_mlps():

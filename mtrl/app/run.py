@@ -264,6 +264,11 @@ def check_protocol(agent_name: str, protocol: str | None) -> None:
             f"{agent_name} is a multi-task agent and cannot adapt; the meta protocol needs a meta-RL "
             f"agent: {', '.join(wiring.meta_agent_names()) or 'none registered'}"
         )
+    if protocol == "moore" and wiring.is_episodic(agent_name):
+        raise ValueError(
+            f"the moore protocol is for the off-policy (SAC-family) agents; {agent_name} is evaluated by "
+            "--protocol all-goals"
+        )
     if protocol != "meta" and meta:
         raise ValueError(
             f"{agent_name} is a meta-RL agent: it is evaluated by adapting on held-out tasks "

@@ -103,8 +103,8 @@ def make_moore_eval_env(config: TrainConfig) -> Env | None:
     Its envs per task are the largest count that divides both `eval_envs_per_task` and the episodes per task,
     so each env plays the same number of episodes.
     """
-    if not config.loop.moore_eval_episodes:
-        return None
+    if not config.loop.moore_eval_episodes or is_episodic(config.agent_name):
+        return None  # episodic agents evaluate by their own loop's protocols
     envs_per_task = math.gcd(config.loop.eval_envs_per_task, config.loop.moore_eval_episodes)
     return make_env(config.env, config.seed, envs_per_task=envs_per_task, goal_sampling="random")
 
@@ -175,11 +175,7 @@ def check_compatible(config: TrainConfig) -> None:
     check_protocol = getattr(get_agent(config.agent_name), "check_meta_protocol", None)
     if check_protocol is not None:  # RL²: meta-test must stay within the trial length it trained on
         check_protocol(config.agent, config.loop.meta_adaptation_episodes)
-    if config.loop.moore_eval_episodes and is_episodic(config.agent_name):
-        raise ValueError(
-            f"loop.moore_eval_episodes={config.loop.moore_eval_episodes}: the MOORE evaluation protocol is "
-            f"for the off-policy multi-task agents, not {config.agent_name}; set it to 0"
-        )
+
 
 
 def agent_template(config: TrainConfig, spec: EnvSpec):
