@@ -69,7 +69,7 @@ SOURCES: dict[str, Source] = {
         "best",
         "Yu et al., CoRL 2019 (arXiv:1910.10897), Table 1: average maximum success over training (compared "
         "with our best evaluation), 10 seeds, garage implementations.",
-        "the max_path_length of the metaworld of the time (150–200 steps on its v1 tasks; 500 from metaworld v2)",
+        "the max_path_length of the metaworld of the time (150–200 steps on its v1 tasks; 500 from v2 on)",
         "garage's: a few deterministic episodes per task on fixed goals (MT-SAC: 5), success at any step",
     ),
 }
