@@ -1,17 +1,29 @@
 """MAML-TRPO and MAML-PPO: Finn, Abbeel and Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of
-Deep Networks" (ICML 2017, arXiv:1703.03400), Algorithm 3, in the Meta-World baselines' setup (garage's
-MAMLTRPO / MAMLPPO).
+Deep Networks" (ICML 2017, arXiv:1703.03400), Algorithm 3.
+
+Two recipes. `Config()` is the one behind the Meta-World paper's MAML numbers (Yu et al., CoRL 2019,
+arXiv:1910.10897, results re-run with garage's `merge-mw-v2-examples` branch, files
+`metaworld_examples/maml_trpo_metaworld_ml{10,45}.py` and `src/garage/torch/algos/maml*.py`, cited below as
+"garage MW"); `maml_paper_config()` is the MAML paper's own (its code, cbfinn/maml_rl, `maml_examples/` and
+`sandbox/rocky/tf/`). They differ in the policy (garage MW: 128×128 tanh trunk, tanh-squashed mean and a
+tanh log-std head clipped to std ∈ [0.5, 1.5]; MAML: 100×100 ReLU, linear mean, state-independent std),
+the inner step (garage MW: α = 1e-4 on raw advantages; MAML: α = 0.1 on standardised advantages), the
+episodes per task and phase, and TRPO's objective (garage MW: −E[log π_θ'(a|s) Â], its VPG loss; MAML:
+the likelihood-ratio surrogate). garage MW also sets `entropy_method='max', policy_ent_coeff=5e-5`, which
+never takes effect: its MAML computes every loss with VPG's `_compute_loss` (garage maml.py:214, 263),
+which adds entropy only for the 'regularized' method (vpg.py:341), while 'max' acts only in
+`VPG._train_once` (vpg.py:154-156), which MAML never calls. So neither recipe has an entropy term here.
 
 One training iteration (Algorithm 3, one env of the batch = one task T_i, holding one goal for the block):
 1. sample K trajectories D_i with the meta-parameters θ (no reset between the phases below: the env keeps
    its goal for `episodes_per_goal(config)` consecutive episodes);
 2. inner step (eq. 1 with the policy-gradient loss of eq. 4): θ'_i = θ − α ∇_θ L_i(θ), L_i the REINFORCE
-   loss −E[log π_θ(a|s) Â] on D_i, Â = discounted return minus garage's linear feature baseline fitted on
-   D_i (GAE with λ = 1, no bootstrap, as garage); `inner_steps` > 1 repeats 1–2 with fresh episodes;
+   loss −E[log π_θ(a|s) Â] on D_i, Â = discounted return minus the linear feature baseline fitted on D_i
+   (GAE with λ = 1, no bootstrap, as both codes); `inner_steps` > 1 repeats 1–2 with fresh episodes;
 3. sample K trajectories D'_i with θ'_i;
 4. outer step on Σ_i L'_i(θ'_i(θ)), differentiated through the inner step(s) (second-order MAML):
-   "trpo" (the paper's meta-optimiser; garage MAMLTRPO) minimises the importance-sampled surrogate on D'_i
-   subject to the mean KL between the post-adaptation policies before and after the step ≤ `max_kl`;
+   "trpo" (the paper's meta-optimiser; garage MAMLTRPO) minimises `trpo_objective` on D'_i subject to the
+   mean KL between the post-adaptation policies before and after the step ≤ `max_kl`;
    "ppo" (garage MAMLPPO; Rothfuss et al., ProMP, ICLR 2019, arXiv:1810.06784) takes `ppo_epochs` Adam steps
    on the clipped surrogate of the same post-adaptation policies.
 
@@ -53,40 +65,62 @@ from .policy_gradient import (
 )
 
 OUTERS = ("trpo", "ppo")
+ACTIVATIONS = ("tanh", "relu")
+TRPO_OBJECTIVES = ("log_likelihood", "likelihood_ratio")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
-    """MAML with a vanilla-policy-gradient inner step and a TRPO (default) or PPO outer step."""
+    """MAML with a vanilla-policy-gradient inner step and a TRPO (default) or PPO outer step.
+
+    The defaults are the Meta-World paper's ML10 recipe; `maml_paper_config()` gives the MAML paper's.
+    Sources, file:line: "MW10"/"MW45" = garage@merge-mw-v2-examples
+    metaworld_examples/maml_trpo_metaworld_ml{10,45}.py; "garage" = that branch's src/garage/; "cheetah" =
+    cbfinn/maml_rl maml_examples/cluster_maml_trpo_cheetah.py; "mamlpol" = maml_rl
+    sandbox/rocky/tf/policies/maml_minimal_gauss_mlp_policy.py; "polopt" = maml_rl
+    sandbox/rocky/tf/algos/batch_maml_polopt.py.
+    """
 
     outer: str = "trpo"
-    """Meta-optimiser: "trpo" (Finn et al. 2017 §5.3; garage MAMLTRPO) or "ppo" (garage MAMLPPO)."""
-    hidden_sizes: tuple[int, ...] = (100, 100)
-    """Policy MLP widths (Finn et al. 2017 §5.3: two hidden layers of 100; tanh as garage's policy)."""
+    """Meta-optimiser: "trpo" (MW10:82 MAMLTRPO; Finn et al. §5.3) or "ppo" (garage MAMLPPO)."""
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """Policy MLP widths (MW10:62 (128, 128); cheetah:68 (100, 100))."""
+    activation: str = "tanh"
+    """Hidden nonlinearity, "tanh" or "relu" (MW10:63 tanh; cheetah:67 relu)."""
+    output_tanh: bool = True
+    """tanh on the mean and log-std heads (MW10:64 output_nonlinearity=tanh; mamlpol:41 identity)."""
+    std_head: bool = True
+    """Log-std from a head on the shared trunk (MW10:67 'share_mean_std'; mamlpol:110 a parameter)."""
+    min_std: float | None = 0.5
+    """Lower clip of the action std, None for none (MW10:65 0.5; mamlpol:38 1e-6)."""
+    max_std: float | None = 1.5
+    """Upper clip of the action std, None for none (MW10:66 1.5; mamlpol: none)."""
     init_std: float = 1.0
-    """Initial action standard deviation (garage GaussianMLPPolicy init_std=1.0)."""
-    inner_lr: float = 0.1
-    """Inner SGD step size α (Finn et al. 2017 §5.3; garage MAMLPPO and ProMP configs: 0.1)."""
+    """Initial action std (garage torch GaussianMLPPolicy init_std=1.0; mamlpol:34 1.0)."""
+    inner_lr: float = 1e-4
+    """Inner SGD step size α (MW10:27 1e-4; cheetah:24 fast_lr 0.1)."""
     inner_steps: int = 1
-    """Inner policy-gradient steps, each on fresh episodes (Finn et al.; garage num_grad_updates=1)."""
+    """Inner policy-gradient steps, each on fresh episodes (MW10:92 num_grad_updates=1; cheetah:52 1)."""
     episodes_per_task: int = 10
-    """Episodes per env and phase, K (garage maml_trpo_metaworld_ml10 rollouts_per_task=10)."""
+    """Episodes per env and phase, K (MW10:25 10; MW45:25 20; cheetah:32 fast_batch_size 20)."""
     gamma: float = 0.99
-    """Discount (garage MAMLTRPO/MAMLPPO discount=0.99)."""
-    normalize_advantages: bool = True
-    """Standardise advantages per env and phase (garage center_adv=True default; ProMP normalize_adv)."""
+    """Discount (MW10:89 0.99; polopt:39 0.99)."""
+    normalize_advantages: bool = False
+    """Standardise Â per env and phase by mean and std (MW10:97 center_adv=False; polopt:43 True)."""
     baseline_reg: float = 1e-5
-    """Ridge coefficient of the linear feature baseline (garage LinearFeatureBaseline reg_coeff=1e-5)."""
+    """Ridge coefficient of the linear feature baseline (garage linear_feature_baseline.py:17 1e-5)."""
+    trpo_objective: str = "log_likelihood"
+    """TRPO loss: −E[log π Â] (garage maml.py:263 via vpg.py:469) or "likelihood_ratio" (maml_npo.py:121)."""
     max_kl: float = 0.01
-    """TRPO trust region δ on the post-adaptation policies (garage MAMLTRPO max_kl_step=0.01)."""
+    """TRPO trust region δ on the adapted policies (garage maml_trpo.py:60 0.01; cheetah:28 0.01)."""
     cg_iters: int = 10
-    """Conjugate-gradient iterations (garage ConjugateGradientOptimizer cg_iters=10)."""
+    """Conjugate-gradient iterations (garage torch conjugate_gradient_optimizer.py:128 cg_iters=10)."""
     cg_damping: float = 1e-5
-    """Fisher-vector-product damping (garage ConjugateGradientOptimizer hvp_reg_coeff=1e-5)."""
+    """Fisher-vector-product damping (garage torch conjugate_gradient_optimizer.py:131 1e-5)."""
     backtrack_ratio: float = 0.8
-    """Line-search shrink factor (garage ConjugateGradientOptimizer backtrack_ratio=0.8)."""
+    """Line-search shrink factor (garage torch conjugate_gradient_optimizer.py:130 0.8)."""
     max_backtracks: int = 15
-    """Line-search trials (garage ConjugateGradientOptimizer max_backtracks=15)."""
+    """Line-search trials (garage torch conjugate_gradient_optimizer.py:129 15)."""
     outer_lr: float = 1e-3
     """PPO outer Adam learning rate (garage MAMLPPO outer_lr=1e-3; ProMP learning_rate=1e-3)."""
     clip_eps: float = 0.5
@@ -98,15 +132,22 @@ class Config:
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
         if self.outer not in OUTERS:
             raise ValueError(f"unknown outer {self.outer!r}; valid: {', '.join(OUTERS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        if self.trpo_objective not in TRPO_OBJECTIVES:
+            raise ValueError(
+                f"unknown trpo_objective {self.trpo_objective!r}; valid: {', '.join(TRPO_OBJECTIVES)}"
+            )
         if any(size < 1 for size in self.hidden_sizes):
             raise ValueError(f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
         for name in ("inner_steps", "episodes_per_task", "cg_iters", "max_backtracks", "ppo_epochs"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         for name in ("init_std", "inner_lr", "max_kl", "outer_lr", "clip_eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        check_std_bounds(self.min_std, self.max_std)
         for name in ("baseline_reg", "cg_damping"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -114,6 +155,36 @@ class Config:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if not 0 < self.backtrack_ratio < 1:
             raise ValueError(f"backtrack_ratio must be in (0, 1), got {self.backtrack_ratio}")
+
+
+def check_std_bounds(min_std: float | None, max_std: float | None) -> None:
+    """One-line errors for std clip bounds: each None or > 0, and min_std < max_std when both are set."""
+    for name, value in (("min_std", min_std), ("max_std", max_std)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be None or > 0, got {value}")
+    if min_std is not None and max_std is not None and not min_std < max_std:
+        raise ValueError(f"min_std must be < max_std, got min_std={min_std}, max_std={max_std}")
+
+
+def maml_paper_config(**overrides: Any) -> Config:
+    """The MAML paper's recipe (cbfinn/maml_rl, the code behind Finn et al. 2017 §5.3): a 100×100 ReLU
+    policy with a linear mean and a state-independent std (floor 1e-6, no ceiling), inner lr 0.1 on
+    standardised advantages, 20 episodes per task and phase, TRPO on the likelihood-ratio surrogate.
+    The rest (TRPO δ = 0.01, γ = 0.99, λ = 1, linear baseline, one inner step) is shared with `Config()`.
+    Its meta-batch of 40 tasks (cluster_maml_trpo_cheetah.py:36) is the env's business (`envs_per_task`)."""
+    recipe = dict(
+        hidden_sizes=(100, 100),
+        activation="relu",
+        output_tanh=False,
+        std_head=False,
+        min_std=1e-6,
+        max_std=None,
+        inner_lr=0.1,
+        episodes_per_task=20,
+        normalize_advantages=True,
+        trpo_objective="likelihood_ratio",
+    )
+    return Config(**{**recipe, **overrides})
 
 
 @struct.dataclass
@@ -128,7 +199,19 @@ class State:
 
 
 def make_policy(spec: EnvSpec, config: Config) -> GaussianPolicy:
-    return GaussianPolicy(config.hidden_sizes, spec.action_size, config.init_std)
+    """The configured Gaussian policy, with Glorot-uniform kernels as both recipes (garage xavier_uniform_,
+    maml_rl xavier_initializer)."""
+    return GaussianPolicy(
+        config.hidden_sizes,
+        spec.action_size,
+        config.init_std,
+        activation=config.activation,
+        std_head=config.std_head,
+        output_tanh=config.output_tanh,
+        min_std=config.min_std,
+        max_std=config.max_std,
+        glorot_init=True,
+    )
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
@@ -216,12 +299,27 @@ def adapted_dist(
     return jax.vmap(one_env)(inner, obs)
 
 
-def meta_loss(params: PyTree, inner: PolicyBatch, outer: PolicyBatch, *, policy, lr) -> Float[Array, ""]:
-    """TRPO's surrogate of the post-adaptation policies, −mean_i E[π_θ'_i(a|s)/π_old'_i(a|s) Â] on D'_i;
-    `inner` is `[envs, inner_steps, samples]`, `outer` `[envs, samples]`."""
+def meta_loss(
+    params: PyTree,
+    inner: PolicyBatch,
+    outer: PolicyBatch,
+    *,
+    policy,
+    lr,
+    objective: str = "likelihood_ratio",
+) -> Float[Array, ""]:
+    """TRPO's loss of the post-adaptation policies on D'_i, mean over envs; `inner` is
+    `[envs, inner_steps, samples]`, `outer` `[envs, samples]`. "likelihood_ratio": the surrogate
+    −mean_i E[π_θ'_i(a|s)/π_old'_i(a|s) Â]; "log_likelihood": −mean_i E[log π_θ'_i(a|s) Â] (garage VPG).
+    Both have the same gradient where θ'_i(θ) is the behaviour policy; they differ off it, where the line
+    search evaluates them."""
     mean, log_std = adapted_dist(params, inner, outer.obs, policy=policy, lr=lr)
-    ratio = jnp.exp(gaussian_log_prob(mean, log_std, outer.action) - outer.old_log_prob)
-    return -jnp.mean(ratio * outer.advantage)
+    log_prob = gaussian_log_prob(mean, log_std, outer.action)
+    if objective == "log_likelihood":
+        return -jnp.mean(log_prob * outer.advantage)
+    if objective != "likelihood_ratio":
+        raise ValueError(f"unknown objective {objective!r}; valid: {', '.join(TRPO_OBJECTIVES)}")
+    return -jnp.mean(jnp.exp(log_prob - outer.old_log_prob) * outer.advantage)
 
 
 def meta_kl(params, inner, obs, old_mean, old_log_std, *, policy, lr) -> Float[Array, ""]:
@@ -245,7 +343,7 @@ def outer_update(state: State, inner: PolicyBatch, outer: PolicyBatch) -> tuple[
     """The meta-update of θ from the inner and post-adaptation batches (TRPO or PPO)."""
     cfg, policy = state.config, state.policy
     kw = dict(policy=policy, lr=cfg.inner_lr)
-    loss_fn = functools.partial(meta_loss, inner=inner, outer=outer, **kw)
+    loss_fn = functools.partial(meta_loss, inner=inner, outer=outer, objective=cfg.trpo_objective, **kw)
     loss_before = loss_fn(state.params)
     if cfg.outer == "trpo":
         old_mean, old_log_std = jax.lax.stop_gradient(adapted_dist(state.params, inner, outer.obs, **kw))
@@ -325,7 +423,8 @@ def train_iteration(env: Env, state: State, key: jax.Array) -> tuple[State, dict
     def episode_return(traj: Trajectory) -> jax.Array:
         return traj.reward.sum() / (cfg.episodes_per_task * spec.num_envs)
 
-    _, log_std = policy.apply(state.params, jnp.zeros((1, spec.obs_size)))
+    # the pre-adaptation policy's entropy on the states it visited (the std may depend on the state)
+    _, log_std = policy.apply(state.params, phases[0].obs.reshape(-1, spec.obs_size))
     metrics = {
         **metrics,
         "train/success": jnp.mean(jnp.stack([success(t) for t in phases])),
@@ -335,7 +434,7 @@ def train_iteration(env: Env, state: State, key: jax.Array) -> tuple[State, dict
         "train/pre_adaptation_return": episode_return(phases[0]),
         "train/post_adaptation_return": episode_return(phases[-1]),
         "train/surrogate_after": meta_loss(
-            new_state.params, inner, batches[-1], policy=policy, lr=cfg.inner_lr
+            new_state.params, inner, batches[-1], policy=policy, lr=cfg.inner_lr, objective=cfg.trpo_objective
         ),
         "train/entropy": gaussian_entropy(log_std).mean(),
     }

@@ -35,23 +35,63 @@ DistFn = Callable[[PyTree, jax.Array], tuple[jax.Array, jax.Array]]
 # --- Gaussian policy -------------------------------------------------------------------------------------
 
 
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": nn.relu}
+"""Hidden-layer nonlinearities a policy or value MLP may use."""
+
+
+def dense_kernel_init(glorot: bool) -> nn.initializers.Initializer:
+    """Glorot (Xavier) uniform, as garage's and rllab's policies and baselines use, or flax's default."""
+    return nn.initializers.glorot_uniform() if glorot else nn.initializers.lecun_normal()
+
+
 class GaussianPolicy(nn.Module):
-    """Tanh MLP to the action mean; a learned, state-independent log-std starting at log(`init_std`)."""
+    """MLP to the action mean and a log-std, the Gaussian policy of garage's GaussianMLPPolicy.
+
+    The defaults are a tanh MLP to an unsquashed mean with a learned, state-independent log-std starting
+    at log(`init_std`). Options, each off by default:
+
+    - `activation`: "tanh" or "relu" hidden layers;
+    - `std_head`: the log-std is a second output head on the last hidden layer (state dependent; garage's
+      `std_share_network=True` / `std_mlp_type="share_mean_std"`), its bias starting at log(`init_std`);
+    - `output_tanh`: tanh on the output layer, i.e. on the mean and on the log-std head (garage's
+      `output_nonlinearity=tanh` applies to every head of the shared network);
+    - `min_std` / `max_std`: the log-std is clipped to [log min_std, log max_std] after the head (garage's
+      `min_std` / `max_std`: a hard clip, so no gradient flows through a clipped entry);
+    - `glorot_init`: Glorot-uniform kernels (garage and rllab), instead of flax's LeCun-normal.
+    """
 
     hidden_sizes: tuple[int, ...]
     action_size: int
     init_std: float = 1.0
+    activation: str = "tanh"
+    std_head: bool = False
+    output_tanh: bool = False
+    min_std: float | None = None
+    max_std: float | None = None
+    glorot_init: bool = False
 
     @nn.compact
     def __call__(self, obs: Float[Array, "batch obs"]) -> tuple[Float[Array, "batch act"], ...]:
+        activation = ACTIVATIONS[self.activation]
+        kernel_init = dense_kernel_init(self.glorot_init)
         x = obs
         for i, size in enumerate(self.hidden_sizes):
-            x = jnp.tanh(nn.Dense(size, name=f"dense_{i}")(x))
-        mean = nn.Dense(self.action_size, name="mean")(x)
-        log_std = self.param(
-            "log_std", nn.initializers.constant(math.log(self.init_std)), (self.action_size,)
-        )
-        return mean, jnp.broadcast_to(log_std, mean.shape)
+            x = activation(nn.Dense(size, kernel_init=kernel_init, name=f"dense_{i}")(x))
+        out = jnp.tanh if self.output_tanh else (lambda y: y)
+        mean = out(nn.Dense(self.action_size, kernel_init=kernel_init, name="mean")(x))
+        log_init = nn.initializers.constant(math.log(self.init_std))
+        if self.std_head:
+            head = nn.Dense(
+                self.action_size, kernel_init=kernel_init, bias_init=log_init, name="log_std_head"
+            )
+            log_std = out(head(x))
+        else:
+            log_std = jnp.broadcast_to(self.param("log_std", log_init, (self.action_size,)), mean.shape)
+        if self.min_std is not None or self.max_std is not None:
+            low = -jnp.inf if self.min_std is None else math.log(self.min_std)
+            high = jnp.inf if self.max_std is None else math.log(self.max_std)
+            log_std = jnp.clip(log_std, low, high)
+        return mean, log_std
 
 
 def gaussian_log_prob(
@@ -137,16 +177,18 @@ def linear_baseline_values(
 
 
 class ValueNetwork(nn.Module):
-    """Tanh MLP from observation to one state value."""
+    """Tanh MLP from observation to one state value (Glorot-uniform kernels with `glorot_init`)."""
 
     hidden_sizes: tuple[int, ...]
+    glorot_init: bool = False
 
     @nn.compact
     def __call__(self, obs: Float[Array, "batch obs"]) -> Float[Array, " batch"]:
+        kernel_init = dense_kernel_init(self.glorot_init)
         x = obs
         for i, size in enumerate(self.hidden_sizes):
-            x = jnp.tanh(nn.Dense(size, name=f"dense_{i}")(x))
-        return nn.Dense(1, name="value")(x)[..., 0]
+            x = jnp.tanh(nn.Dense(size, kernel_init=kernel_init, name=f"dense_{i}")(x))
+        return nn.Dense(1, kernel_init=kernel_init, name="value")(x)[..., 0]
 
 
 def value_loss(

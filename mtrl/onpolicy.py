@@ -88,18 +88,26 @@ def rollout(
 
 
 def collect_episodes(
-    env: Env, policy_fn: PolicyFn, params: PyTree, key: jax.Array, num_episodes: int
+    env: Env,
+    policy_fn: PolicyFn,
+    params: PyTree,
+    key: jax.Array,
+    num_episodes: int,
+    *,
+    reset_key: jax.Array | None = None,
 ) -> Trajectory:
     """Reset every env and collect `num_episodes` whole episodes each: `[episodes, time, envs, ...]`.
 
-    `key` is split into `(reset_key, rollout_key)`. Each env's episodes follow one another through the
-    env's same-step auto-reset; an env whose episodes are not all `spec.episode_length` steps long (one that
-    terminates early) would misalign them, so use `rollout` and flat time for such envs.
+    `key` is split into `(reset_key, rollout_key)`; a given `reset_key` replaces the first, so the same
+    `reset_key` gives the same goals (and initial states) under fresh actions (MT-PPO holding its goals for
+    several iterations). Each env's episodes follow one another through the env's same-step auto-reset; an
+    env whose episodes are not all `spec.episode_length` steps long (one that terminates early) would
+    misalign them, so use `rollout` and flat time for such envs.
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
-    reset_key, rollout_key = jax.random.split(key)
-    env_state, timestep = env.reset(reset_key)
+    default_reset_key, rollout_key = jax.random.split(key)
+    env_state, timestep = env.reset(default_reset_key if reset_key is None else reset_key)
     length = env.spec.episode_length
     _, steps = rollout(
         env, policy_fn, params, RolloutState(env_state, timestep, rollout_key), num_episodes * length
