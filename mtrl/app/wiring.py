@@ -177,7 +177,6 @@ def check_compatible(config: TrainConfig) -> None:
         check_protocol(config.agent, config.loop.meta_adaptation_episodes)
 
 
-
 def agent_template(config: TrainConfig, spec: EnvSpec):
     """An agent state with the run's structure, to restore a checkpoint into (the train spec's)."""
     agent = make_agent(config)
