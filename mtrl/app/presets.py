@@ -236,17 +236,38 @@ ON_POLICY_LOOP = LoopConfig(
 task, the final one on all 50."""
 
 
+MTPPO_LOOP = dataclasses.replace(ON_POLICY_LOOP, steps_per_task=10_000_000)
+"""The Meta-World paper's MT-PPO budget (garage merge-mw-v2-examples `mtppo_metaworld_mt10.py`): 10,000 epochs
+of 10,000 steps on MT10, 1e7 steps per task (MT50: 10,000 epochs of 50,000 steps, the same per task)."""
+
+
 def mt10_mtppo() -> TrainConfig:
-    """MT-PPO on MT10 (Meta-World paper baseline; garage's mtppo_metaworld_mt10 hyperparameters)."""
+    """MT-PPO on MT10 as the Meta-World paper ran it (garage merge-mw-v2-examples `mtppo_metaworld_mt10.py`):
+    256×256 tanh policy, std in [0.5, 1.5], max-entropy reward 5e-3, lr 5e-4, 16 epochs, 256×256 Gaussian MLP
+    baseline, no advantage centring (`mt_ppo.Config` defaults)."""
     return TrainConfig(
-        preset="mt10-mtppo", env=EnvConfig(name="MT10"), agent=mt_ppo.Config(), loop=ON_POLICY_LOOP
+        preset="mt10-mtppo", env=EnvConfig(name="MT10"), agent=mt_ppo.Config(), loop=MTPPO_LOOP
     )
 
 
 def mt50_mtppo() -> TrainConfig:
-    """MT-PPO on MT50, same recipe."""
+    """MT-PPO on MT50 as the Meta-World paper ran it: 512×512 policy and baseline, otherwise as MT10."""
     return TrainConfig(
-        preset="mt50-mtppo", env=EnvConfig(name="MT50"), agent=mt_ppo.Config(), loop=ON_POLICY_LOOP
+        preset="mt50-mtppo",
+        env=EnvConfig(name="MT50"),
+        agent=mt_ppo.Config(policy_hidden_sizes=(512, 512), value_hidden_sizes=(512, 512)),
+        loop=MTPPO_LOOP,
+    )
+
+
+def mt10_mtppo_garage() -> TrainConfig:
+    """MT-PPO on MT10 by garage's newer example (master `examples/torch/mtppo_metaworld_mt10.py`): 64×64
+    policy, Adam-fitted 32×32 value function, centred advantages, goals fixed for the run."""
+    return TrainConfig(
+        preset="mt10-mtppo-garage",
+        env=EnvConfig(name="MT10"),
+        agent=mt_ppo.garage_example_config(),
+        loop=ON_POLICY_LOOP,
     )
 
 
@@ -266,20 +287,42 @@ at the end on all 50 test goals. The 10M steps per task are ours: the Meta-World
 against samples without fixing one budget per method."""
 
 
+MAML_LOOP = dataclasses.replace(META_LOOP, steps_per_task=40_000_000)
+"""garage's MAML-TRPO budget on Meta-World: 2,000 epochs of 20 tasks × 2 phases × 10 episodes (4e7 steps per
+task on ML10)."""
+
+
 def ml10_maml() -> TrainConfig:
-    """MAML-TRPO on ML10 (garage): meta-batch 20 (2 envs per train task), 10 episodes each, inner lr 0.1."""
+    """MAML-TRPO on ML10 as the Meta-World paper ran it (garage merge-mw-v2-examples
+    `maml_trpo_metaworld_ml10.py`): meta-batch 20 (2 envs per train task), 10 episodes per task and phase,
+    128×128 tanh policy with std in [0.5, 1.5], inner lr 1e-4 on raw advantages (`maml.Config` defaults)."""
     return TrainConfig(
         preset="ml10-maml",
         env=EnvConfig(name="ML10", envs_per_task=2),
         agent=maml.Config(),
-        loop=META_LOOP,
+        loop=MAML_LOOP,
     )
 
 
 def ml45_maml() -> TrainConfig:
-    """MAML-TRPO on ML45: meta-batch 45 (one env per train task), otherwise as ML10."""
+    """MAML-TRPO on ML45 as the Meta-World paper ran it: meta-batch 45, 20 episodes per task and phase, 20
+    adaptation episodes at meta-test (`maml_trpo_metaworld_ml45.py`)."""
     return TrainConfig(
-        preset="ml45-maml", env=EnvConfig(name="ML45", envs_per_task=1), agent=maml.Config(), loop=META_LOOP
+        preset="ml45-maml",
+        env=EnvConfig(name="ML45", envs_per_task=1),
+        agent=maml.Config(episodes_per_task=20),
+        loop=dataclasses.replace(MAML_LOOP, meta_adaptation_episodes=20),
+    )
+
+
+def ml10_maml_paper() -> TrainConfig:
+    """MAML-TRPO on ML10 with the MAML paper's recipe (cbfinn/maml_rl): 100×100 ReLU policy, state-independent
+    std, inner lr 0.1 on standardised advantages, 20 episodes per task, meta-batch 40."""
+    return TrainConfig(
+        preset="ml10-maml-paper",
+        env=EnvConfig(name="ML10", envs_per_task=4),
+        agent=maml.maml_paper_config(),
+        loop=META_LOOP,
     )
 
 
@@ -326,8 +369,10 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "mt10-hyper": mt10_hyper,
     "mt10-mtppo": mt10_mtppo,
     "mt50-mtppo": mt50_mtppo,
+    "mt10-mtppo-garage": mt10_mtppo_garage,
     "ml10-maml": ml10_maml,
     "ml45-maml": ml45_maml,
+    "ml10-maml-paper": ml10_maml_paper,
     "ml10-rl2": ml10_rl2,
     "ml45-rl2": ml45_rl2,
     "ml10-pearl": ml10_pearl,
