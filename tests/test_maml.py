@@ -2,7 +2,7 @@
 second-order meta-gradient against central finite differences, the TRPO outer step's trust region, the
 two recipes field by field and what each recipe setting does (policy shape, std bounds, raw advantages,
 TRPO objective), `train_iteration` under jit and vmap (vmapped seeds equal separate runs), meta-test
-learning on toy-ml (and, slow, ML1 reach-v3), bad config."""
+learning on toy-ml (and, slow, ML1 push-v3), bad config."""
 
 from __future__ import annotations
 
@@ -460,14 +460,17 @@ def test_maml_trpo_learns_to_adapt_on_toy_ml_in_one_episode():
 
 
 @pytest.mark.slow
-def test_maml_trpo_on_ml1_reach():
-    """ML1 reach-v3 (native backend), meta-batch 10, 4 episodes per phase (cut from garage's 10 to fit ~15
-    min on 2 cores), then meta-test on 10 held-out goals with N=4 adaptation and M=3 scored episodes
-    (un-adapted = the meta-parameters' mean action, as above)."""
+def test_maml_trpo_on_ml1_push():
+    """ML1 push-v3 (native backend; the goal is hidden and the puck must be carried to it, so sweeping the
+    workspace does not succeed, unlike reach), meta-batch 10, 4 episodes per phase (cut to fit ~15 min on 2
+    cores), then meta-test on 10 held-out goals with N=4 adaptation and M=3 scored episodes (un-adapted = the
+    meta-parameters' mean action, as above). The MAML paper's inner step (lr 0.1 on standardised advantages):
+    the Meta-World recipe's 1e-4 barely moves the policy in one step, which is the mechanism checked here.
+    Not yet measured on push-v3 (on reach-v3, before the recipe change: adapted 0.50 vs un-adapted 0.20)."""
     iterations, n, m, goals = 25, 4, 3, 10
-    config = maml.Config(episodes_per_task=n)
+    config = maml.maml_paper_config(episodes_per_task=n)
     env = envs.make(
-        "ML1", task="reach-v3", backend="native", envs_per_task=10,
+        "ML1", task="push-v3", backend="native", envs_per_task=10,
         episodes_per_goal=maml.episodes_per_goal(config),
     )  # fmt: skip
     state = maml.init(jax.random.key(0), env.spec, config)
@@ -478,7 +481,7 @@ def test_maml_trpo_on_ml1_reach():
         print(i, {k: round(float(v), 3) for k, v in metrics.items() if "success" in k or "return" in k})
     minutes = (time.time() - start) / 60
     test = envs.make(
-        "ML1", task="reach-v3", split="test", backend="native", envs_per_task=10, goal_sampling="sequential",
+        "ML1", task="push-v3", split="test", backend="native", envs_per_task=10, goal_sampling="sequential",
         episodes_per_goal=n + m,
     )  # fmt: skip
     adapted = MetaAgent("maml", maml.init_adaptation, maml.act, maml.adapt)
@@ -487,8 +490,8 @@ def test_maml_trpo_on_ml1_reach():
     after = float(meta_evaluate(test, adapted, state, jax.random.key(7), **kw).success.mean())
     before = float(meta_evaluate(test, plain, state, jax.random.key(7), **kw).success.mean())
     steps = iterations * maml.vector_steps_per_iteration(env.spec, config) * env.spec.num_envs
-    print(f"ML1 reach-v3: {steps} env steps of training in {minutes:.1f} min")
-    print(f"ML1 reach-v3 meta-test success: adapted {after:.2f}, un-adapted {before:.2f}")
+    print(f"ML1 push-v3: {steps} env steps of training in {minutes:.1f} min")
+    print(f"ML1 push-v3 meta-test success: adapted {after:.2f}, un-adapted {before:.2f}")
     assert float(metrics["train/post_adaptation_success"]) > 0 and after > before
 
 

@@ -1,43 +1,54 @@
-"""Slow learning check on real Meta-World (not in CI): `pytest -m slow tests/test_slow_learning.py`."""
+"""Slow learning checks on real Meta-World (not in CI): `pytest -m slow tests/test_slow_learning.py`.
+
+MOORE-SAC with its authors' recipe (the quickstart: horizon 150, policy warm-up, critic-only start,
+actor-first updates) on all ten MT10 tasks, native backend, compared with the same agent untrained on the same
+protocol.
+"""
 
 import dataclasses
 import time
 
+import jax
+import numpy as np
 import pytest
-from mtrl.agents import moore_sac
 
-from mtrl.app.config import EnvConfig, TrainConfig
+from mtrl import evaluation
+from mtrl.app import wiring
+from mtrl.app.presets import quickstart
 from mtrl.app.run import train
 from mtrl.logger import WandbConfig
-from mtrl.training import LoopConfig
 
-REACH = TrainConfig(
-    preset="slow-test-reach",
-    env=EnvConfig(name="MT1", task="reach-v3", envs_per_task=10),
-    agent=moore_sac.Config(hidden_sizes=(128, 128), num_experts=4, initial_alpha=0.1),
-    loop=LoopConfig(
-        steps_per_task=200_000,
-        warmup_steps_per_task=5_000,
-        steps_per_iteration=50,
-        updates_per_step=2,
-        batch_per_task=256,
-        replay_per_task=100_000,
-        eval_every_steps_per_task=25_000,
-        eval_envs_per_task=50,
-        eval_goals_per_task=50,
-        log_every_steps_per_task=5_000,
-    ),
+MT10 = dataclasses.replace(
+    quickstart(),
+    preset="slow-test-mt10",
+    env=dataclasses.replace(quickstart().env, backend="native"),
     wandb=WandbConfig(mode="disabled"),
 )
+MARGIN = 0.08
+"""Final all-goals success must beat the untrained agent's by this much. Measured (seeds 0-2, 20k steps per
+task, this recipe): 0.136, see the README; the untrained agent scores 0.00-0.02 (reach-v3 now and then)."""
+
+
+def untrained_success(config) -> float:
+    """All-goals success of the freshly initialised agent of `config` (every goal once, deterministic)."""
+    eval_env = wiring.make_eval_env(config)
+    agent = wiring.make_agent(config)
+    state = agent.init(jax.random.split(jax.random.key(config.seed), 3)[0], eval_env.spec)
+    episodes = evaluation.episodes_per_env(eval_env.spec, eval_env.spec.goals_per_task)
+    flags = jax.jit(lambda s, k: evaluation.run_episodes(eval_env, agent, s, k, episodes))(
+        state, jax.random.key(1)
+    )
+    return float(np.mean(np.asarray(flags)))
 
 
 @pytest.mark.slow
-def test_moore_sac_solves_mt1_reach(tmp_path):
+def test_moore_sac_learns_mt10_beyond_the_untrained_agent(tmp_path):
     start = time.perf_counter()
-    result = train(dataclasses.replace(REACH, run_dir=tmp_path / "reach"))
+    before = untrained_success(MT10)
+    result = train(dataclasses.replace(MT10, run_dir=tmp_path / "mt10"))
     minutes = (time.perf_counter() - start) / 60
     print(
-        f"MT1 reach-v3: success {result.mean_success:.3f} after "
-        f"{REACH.loop.steps_per_task:,} env steps in {minutes:.1f} min"
+        f"MT10, MOORE recipe: all-goals success {result.mean_success:.3f} after "
+        f"{MT10.loop.steps_per_task:,} steps per task ({minutes:.1f} min), untrained {before:.3f}"
     )
-    assert result.mean_success >= 0.9
+    assert result.mean_success >= before + MARGIN
