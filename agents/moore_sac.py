@@ -100,7 +100,7 @@ class Network(nn.Module):
 
 
 def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
-    """Actor and critic are both MOORE networks; the critic's experts read concat(obs, action)."""
+    """Actor and critic are both MOORE networks; the critic's experts read concat(state, action)."""
     network = lambda output_size: Network(
         expert_sizes=config.hidden_sizes,
         num_experts=config.num_experts,

@@ -261,3 +261,22 @@ def test_presets_and_agents_match_the_fidelity_table(scope, setting, field, lite
     if isinstance(expected, float):
         expected = pytest.approx(expected, rel=1e-9)
     assert value == expected, f"{scope}: {setting}: {field} is {value!r}, docs/fidelity.md says {expected!r}"
+
+
+def test_runs_written_before_the_fidelity_switches_keep_their_behaviour():
+    """A config.json without the new SAC fields (a run trained before them) resumes and evaluates as trained:
+    experts on state + one-hot, Flax init, critic-first updates, eq. 18's temperature loss."""
+    from mtrl.app.config import TrainConfig, from_json, to_json
+
+    data = to_json(TrainConfig(agent=moore_sac.Config()))
+    for name in ("one_hot_input", "authors_init", "actor_first", "temperature_loss"):
+        del data["agent"][name]
+    old = from_json(data).agent
+    assert (old.one_hot_input, old.authors_init, old.actor_first, old.temperature_loss) == (
+        True,
+        False,
+        False,
+        "alpha",
+    )
+    new = from_json(to_json(TrainConfig(agent=moore_sac.Config()))).agent
+    assert new == moore_sac.Config()

@@ -87,9 +87,23 @@ def dotted_fields(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+SAC_FIELDS_ADDED_2026_12 = {
+    "one_hot_input": True,
+    "authors_init": False,
+    "actor_first": False,
+    "temperature_loss": "alpha",
+}
+"""SAC-family fields added when the agents were made faithful to their references, with the behaviour of the
+runs written before them: such a run's config.json lacks the field, and resuming or evaluating it must go on
+exactly as it was trained (same network shapes, same update)."""
+
+
 def from_json(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a `TrainConfig` written by `to_json` (e.g. a run's config.json)."""
-    agent_config = _build(get_agent(data["agent_name"]).Config, data["agent"])
+    agent_class = get_agent(data["agent_name"]).Config
+    names = {field.name for field in dataclasses.fields(agent_class)}
+    earlier = {k: v for k, v in SAC_FIELDS_ADDED_2026_12.items() if k in names and k not in data["agent"]}
+    agent_config = _build(agent_class, {**earlier, **data["agent"]})
     return TrainConfig(
         agent=agent_config,
         env=_build(EnvConfig, data["env"]),
