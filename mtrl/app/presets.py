@@ -80,17 +80,13 @@ def quickstart() -> TrainConfig:
             initial_alpha=0.1,
             critic_only_updates=MOORE_CRITIC_ONLY_UPDATES,
         ),
-        loop=LoopConfig(
+        loop=dataclasses.replace(
+            MOORE_LOOP,
             steps_per_task=20_000,
-            warmup_steps_per_task=1_500,
-            warmup_actions="policy",
-            steps_per_iteration=50,
             batch_per_task=32,
             replay_per_task=20_000,
             eval_every_steps_per_task=10_000,
-            eval_envs_per_task=10,
             eval_goals_per_task=10,
-            moore_eval_episodes=10,
             log_every_steps_per_task=500,
         ),
     )
