@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mtrl.agents import AGENTS, get_agent, moore_sac, mt_sac
+from mtrl.agents import AGENTS, mt_sac
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from mtrl import checkpoint, envs
@@ -56,7 +56,10 @@ def test_grid_expands_to_every_variant_point_and_seed():
             {"agent.num_experts": experts, "loop.batch_per_task": batch},
             (seed,),
         )
-        assert config.agent == moore_sac.Config(num_experts=experts, use_gram_schmidt=variant == "moore")
+        preset = get_preset("mt10-moore").agent
+        assert config.agent == dataclasses.replace(
+            preset, num_experts=experts, use_gram_schmidt=variant == "moore"
+        )
         assert config.loop == dataclasses.replace(get_preset("mt10-moore").loop, batch_per_task=batch)
         assert (config.seed, config.num_seeds, config.wandb.group) == (seed, 1, "grid")
         assert run.name == f"{variant}-num_experts={experts}-batch_per_task={batch}-s{seed}"
@@ -477,7 +480,10 @@ def test_example_sweeps_expand():
     runs = expand(mt10)
     assert len(runs) == 20 and {r.config.agent_name for r in runs} == {"moore_sac", "mh_sac"}
     assert all(r.config.loop.steps_per_task == 2_000_000 and r.config.num_seeds == 1 for r in runs)
-    assert get_agent("moore_sac").Config() == runs[0].config.agent
+    assert get_preset("mt10-moore").agent == runs[0].config.agent
+    mhsac = next(r.config for r in runs if r.config.agent_name == "mh_sac")
+    assert mhsac.loop == get_preset("mt10-moore").loop and mhsac.env.max_episode_steps == 150
+    assert (mhsac.agent.actor_first, mhsac.agent.critic_only_updates) == (True, 1500)
     assert TrainConfig is type(runs[0].config)
     ml10 = launcher.load_sweep(Path(__file__).parents[1] / "experiments/sweeps/ml10_meta_baselines.py")
     runs = expand(ml10)

@@ -126,16 +126,24 @@ def test_weighted_actor_and_temperature_losses_match_hand_computation():
     np.testing.assert_allclose(loss, np.mean(np.array([1.6, 0.4, 1.6, 0.4]) * terms), rtol=1e-4)
 
     log_prob = jnp.array([-1.0, 0.5, -3.0, -2.5])
-    alpha_fn = lambda la, w: losses.alpha_loss(
-        la, log_prob, jnp.asarray(batch.task_id), target_entropy=TARGET_ENTROPY, task_weights=w
+    alpha_fn = lambda la, w, form: losses.alpha_loss(
+        la, log_prob, jnp.asarray(batch.task_id), target_entropy=TARGET_ENTROPY, task_weights=w, form=form
     )[0]
-    # Row terms −α_task (log π + H̄) as in test_sac_losses: 1.5, 3.0, 2.5, 9.0 (tasks 0, 1, 0, 1).
-    # Weighted by (1.6, 0.4): (2.4 + 1.2 + 4.0 + 3.6) / 4 = 2.8; ∂/∂log α = (1.6·4.0, 0.4·12.0) / 4.
-    loss, grad = jax.value_and_grad(alpha_fn)(jnp.asarray(log_alphas), weights)
+    # log π + H̄ per row: −3.0, −1.5, −5.0, −4.5 (tasks 0, 1, 0, 1); log α = (−ln 2, ln 2).
+    # Log form, row terms −log α_task (log π + H̄) = −3 ln 2, 1.5 ln 2, −5 ln 2, 4.5 ln 2; weighted by
+    # (1.6, 0.4): (−4.8 + 0.6 − 8.0 + 1.8) ln 2 / 4 = −2.6 ln 2;
+    # ∂/∂log α = (1.6·8.0, 0.4·6.0) / 4 = (3.2, 0.6).
+    loss, grad = jax.value_and_grad(alpha_fn)(jnp.asarray(log_alphas), weights, "log_alpha")
+    np.testing.assert_allclose(loss, -2.6 * np.log(2.0), rtol=1e-5)
+    np.testing.assert_allclose(grad, [3.2, 0.6], rtol=1e-5)
+    # Eq. 18's form, row terms −α_task (log π + H̄) as in test_sac_losses: 1.5, 3.0, 2.5, 9.0.
+    # Weighted: (2.4 + 1.2 + 4.0 + 3.6) / 4 = 2.8; ∂/∂log α = (1.6·4.0, 0.4·12.0) / 4.
+    loss, grad = jax.value_and_grad(alpha_fn)(jnp.asarray(log_alphas), weights, "alpha")
     np.testing.assert_allclose(loss, 2.8, rtol=1e-5)
     np.testing.assert_allclose(grad, [1.6, 1.2], rtol=1e-5)
     # a masked task's temperature gets no gradient
-    np.testing.assert_allclose(jax.grad(alpha_fn)(jnp.asarray(log_alphas), jnp.array([1.0, 0.0])), [1.0, 0.0])
+    masked = jax.grad(alpha_fn)(jnp.asarray(log_alphas), jnp.array([1.0, 0.0]), "log_alpha")
+    np.testing.assert_allclose(masked, [2.0, 0.0], rtol=1e-5)
 
 
 # --- PaCo's update ----------------------------------------------------------------------------------
