@@ -24,9 +24,10 @@ MT10 = dataclasses.replace(
     env=dataclasses.replace(quickstart().env, backend="native"),
     wandb=WandbConfig(mode="disabled"),
 )
-MARGIN = 0.08
-"""Final all-goals success must beat the untrained agent's by this much. Measured (seeds 0-2, 20k steps per
-task, this recipe): 0.136, see the README; the untrained agent scores 0.00-0.02 (reach-v3 now and then)."""
+MARGIN = 0.05
+"""Final all-goals success must beat the same agent's before training by this much (seed 0). Measured with this
+recipe, seeds 0/1/2, native backend: trained 0.136 / 0.152 / 0.166, untrained 0.000 / 0.076 / 0.056 (gaps 0.136,
+0.076, 0.110); about 5-14 minutes on 2 cores."""
 
 
 def untrained_success(config) -> float:
