@@ -499,18 +499,24 @@ def evaluate(eval_env, state) -> float:
     return evaluation.eval_metrics(eval_env.spec, np.asarray(flags))["eval/success"]
 
 
+def learn_toy(config, iterations: int):
+    """Deterministic eval success on the 4 × 50 toy goals before and after `iterations`, and the last metrics."""
+    env = toy_env(envs_per_task=4, episodes_per_goal=mt_ppo.episodes_per_goal(config))
+    eval_env = toy_env(envs_per_task=10, goal_sampling="sequential")
+    state = mt_ppo.init(jax.random.key(0), env.spec, config)
+    step = jax.jit(functools.partial(mt_ppo.train_iteration, env))
+    before = evaluate(eval_env, state)
+    for i in range(iterations):
+        state, metrics = step(state, jax.random.key(i + 1))
+    after = evaluate(eval_env, state)
+    print(f"toy MT-PPO eval success: initial {before:.3f} -> after {iterations} iterations {after:.3f}")
+    return before, after, metrics
+
+
 def test_learns_the_multi_task_toy_env():
     """Four tasks that differ only in the one-hot id: deterministic eval success on all 4 × 50 goals rises
     from the initial policy's (whose mean barely moves from the origin) to near 1."""
-    env = toy_env(envs_per_task=4)
-    eval_env = toy_env(envs_per_task=10, goal_sampling="sequential")
-    state = mt_ppo.init(jax.random.key(0), env.spec, SMALL)
-    step = jax.jit(functools.partial(mt_ppo.train_iteration, env))
-    before = evaluate(eval_env, state)
-    for i in range(20):
-        state, metrics = step(state, jax.random.key(i + 1))
-    after = evaluate(eval_env, state)
-    print(f"toy MT-PPO eval success: initial {before:.3f} -> after 20 iterations {after:.3f}")
+    before, after, metrics = learn_toy(SMALL, 20)
     assert before <= 0.25
     assert after >= 0.9 and after >= before + 0.6
     assert metrics["train/success"] >= 0.8
@@ -519,15 +525,7 @@ def test_learns_the_multi_task_toy_env():
 def test_paper_recipe_learns_the_multi_task_toy_env():
     """The Meta-World paper's recipe (toy-sized networks, larger step): std floor 0.5, max-entropy reward,
     raw advantages, the L-BFGS baseline, goals held for 50 iterations, 2 episodes per env and iteration."""
-    env = toy_env(envs_per_task=4, episodes_per_goal=mt_ppo.episodes_per_goal(PAPER_SMALL))
-    eval_env = toy_env(envs_per_task=10, goal_sampling="sequential")
-    state = mt_ppo.init(jax.random.key(0), env.spec, PAPER_SMALL)
-    step = jax.jit(functools.partial(mt_ppo.train_iteration, env))
-    before = evaluate(eval_env, state)
-    for i in range(30):
-        state, metrics = step(state, jax.random.key(i + 1))
-    after = evaluate(eval_env, state)
-    print(f"toy MT-PPO (paper recipe) eval success: initial {before:.3f} -> after 30 iterations {after:.3f}")
+    before, after, metrics = learn_toy(PAPER_SMALL, 30)
     assert after >= 0.8 and after >= before + 0.5
     assert 0 < float(metrics["train/value_kl"]) <= PAPER_SMALL.value_max_kl
 
