@@ -500,7 +500,7 @@ def evaluate(eval_env, state) -> float:
 
 
 def learn_toy(config, iterations: int):
-    """Deterministic eval success on the 4 × 50 toy goals before and after `iterations`, and the last metrics."""
+    """Deterministic eval success on the 4 × 50 toy goals before and after training; the last metrics."""
     env = toy_env(envs_per_task=4, episodes_per_goal=mt_ppo.episodes_per_goal(config))
     eval_env = toy_env(envs_per_task=10, goal_sampling="sequential")
     state = mt_ppo.init(jax.random.key(0), env.spec, config)
