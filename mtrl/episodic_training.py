@@ -5,7 +5,7 @@ episodes in lockstep (each env holding its goal for the agent's `episodes_per_go
 The env state therefore never outlives an iteration, and the train state is the agent state alone; iteration
 `i` draws its key from the run key and `i`, so a resumed run repeats exactly what the uninterrupted one does.
 
-Evaluation follows the agent's kind (design §6): a multi-task agent (MT-PPO) plays every goal of every task
+Evaluation follows the agent's kind: a multi-task agent (MT-PPO) plays every goal of every task
 deterministically, as in the off-policy loop (`mtrl.evaluation`); a meta-RL agent (with `adapt`) is scored by
 the held-out protocol (`mtrl.meta_evaluation`) on the test split (`meta_test/*`, the number the Meta-World
 paper reports) and on the train split (`meta_train/*`). Periodic evaluations visit `eval_goals_per_task`

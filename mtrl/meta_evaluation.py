@@ -1,4 +1,4 @@
-"""Held-out (meta-test) evaluation for ML benchmarks (design §6): adapt on each goal, then score.
+"""Held-out (meta-test) evaluation for ML benchmarks: adapt on each goal, then score.
 
 Protocol. For every task of the env (the test split gives meta-test success, the train split meta-train
 success) and each of `goals` goal configurations: `init_adaptation`, `adaptation_episodes` (N, default 10)

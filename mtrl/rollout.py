@@ -1,4 +1,4 @@
-"""Jitted collect and update scans: the body of the off-policy training loop (design §3).
+"""Jitted collect and update scans: the body of the off-policy training loop.
 
 `TrainState` is the whole carry. `collect` runs `lax.scan` over vector steps (act → env.step → replay.add) and
 `learn` runs `lax.scan` over gradient steps (task-balanced sample → agent.update). Both are plain functions of

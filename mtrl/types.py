@@ -92,7 +92,7 @@ class Transition:
 
 
 class Env(Protocol):
-    """A functional batched env (design §4); `reset` and `step` are traceable by `jax.jit` and `lax.scan`."""
+    """A functional batched env; `reset` and `step` are traceable by `jax.jit` and `lax.scan`."""
 
     spec: EnvSpec
 

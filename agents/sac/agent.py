@@ -215,7 +215,10 @@ def update(
     # The first `critic_only_updates` steps train the critics alone (MOORE's actor warm-up): the actor
     # and temperature steps are computed but not kept.
     actor_active = state.step >= config.critic_only_updates
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(actor_active, n, o), new, old)
+    if config.critic_only_updates:
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(actor_active, n, o), new, old)
+    else:  # no selects in the hot path when there is nothing to hold back
+        keep = lambda new, old: new
 
     def critic_step(actor_params: PyTree, log_alphas: jax.Array) -> gm.TaskGradientStep:
         weigh = None if weighting is None else functools.partial(weighting.weigh, log_alphas=log_alphas)

@@ -1,6 +1,6 @@
 """Published Meta-World success rates that mtrl's recipes target, with each source's protocol.
 
-Copied from the project's notes on the literature (shared/published-results.md); success is the fraction of
+Taken from the papers and re-runs named in `SOURCES`; success is the fraction of
 evaluation episodes in which Meta-World's success flag was set at any step, as a number in [0, 1].
 `statistic` says what the source reports: "final" success at the end of training, or "best", the maximum
 over training (the Meta-World paper's "average maximum success"); ours is compared on the same footing.
