@@ -12,8 +12,14 @@ from .toy import TOY_ML, PointMass, PointMassConfig
 
 TOY_ENVS = ("toy", "toy-ml")
 METAWORLD_BENCHMARKS = ("MT1", "MT10", "MT25", "MT50", "ML1", "ML10", "ML25", "ML45")
-ENV_NAMES = TOY_ENVS + METAWORLD_BENCHMARKS
-BACKENDS = {"toy": ("jax",), "toy-ml": ("jax",), **{b: ("official", "native") for b in METAWORLD_BENCHMARKS}}
+MINIGRID_BENCHMARKS = ("MiniGrid-MT1", "MiniGrid-MT3", "MiniGrid-MT5", "MiniGrid-MT7")
+ENV_NAMES = TOY_ENVS + METAWORLD_BENCHMARKS + MINIGRID_BENCHMARKS
+BACKENDS = {
+    "toy": ("jax",),
+    "toy-ml": ("jax",),
+    **{b: ("official", "native") for b in METAWORLD_BENCHMARKS},
+    **{b: ("jax", "farama") for b in MINIGRID_BENCHMARKS},
+}
 GOAL_SAMPLING = ("random", "sequential")
 
 
@@ -34,13 +40,16 @@ def make(
     """Build the batched env `name` on `backend` (default: the benchmark's first backend).
 
     Args:
-        name: "toy", "toy-ml" (its meta-RL variant: goals hidden, train/test goals) or a Meta-World
-            benchmark (MT1, MT10, MT25, MT50, ML1, ML10, ML25, ML45).
-        task: the Meta-World task for MT1/ML1, e.g. "reach-v3".
+        name: "toy", "toy-ml" (its meta-RL variant: goals hidden, train/test goals), a Meta-World
+            benchmark (MT1, MT10, MT25, MT50, ML1, ML10, ML25, ML45) or a MiniGrid one (MiniGrid-MT1,
+            MiniGrid-MT3, MiniGrid-MT5, MiniGrid-MT7; see `envs.minigrid`).
+        task: the Meta-World task for MT1/ML1, e.g. "reach-v3"; the MiniGrid task for MiniGrid-MT1, e.g.
+            "LavaGapS7".
         split: "train" or "test" for ML benchmarks and toy-ml (held-out tasks or goals are the test split).
         backend: for Meta-World "official" (metaworld's own envs via io_callback, the default) or "native"
             (batched host physics, observations and rewards in JAX; parity-tested against official);
-            "jax" for toy envs.
+            "jax" for toy envs; for MiniGrid "jax" (the port, the default) or "farama" (Farama's envs via
+            io_callback, the port's reference).
         seed: fixes the goal configurations; reset keys then drive every random choice.
         envs_per_task: parallel envs per task; envs are task-major (env i runs task i // envs_per_task).
         goal_sampling: "random" (a uniform goal at every reset, the MT training protocol) or "sequential"
@@ -66,6 +75,18 @@ def make(
         )
     if envs_per_task < 1:
         raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
+    if name in MINIGRID_BENCHMARKS:
+        return _make_minigrid(
+            name,
+            task,
+            backend,
+            envs_per_task,
+            goal_sampling,
+            episodes_per_goal,
+            split,
+            reward_version,
+            max_episode_steps,
+        )
     if name in TOY_ENVS:
         if reward_version != "v2":
             raise ValueError(f"reward_version {reward_version!r} is not available on {name}; valid: v2")
@@ -98,6 +119,39 @@ def make(
         reward_version=reward_version,
         max_episode_steps=max_episode_steps,
     )
+
+
+def _make_minigrid(
+    name,
+    task,
+    backend,
+    envs_per_task,
+    goal_sampling,
+    episodes_per_goal,
+    split,
+    reward_version,
+    max_episode_steps,
+):
+    """MiniGrid has no goal sets, splits, reward versions or horizon switch: refuse them by name."""
+    from .minigrid import make_minigrid
+
+    if split != "train":
+        raise ValueError(f"{name} has no {split!r} split; valid: train")
+    if episodes_per_goal != 1:
+        raise ValueError(
+            f"{name} draws a new layout at every reset; episodes_per_goal must be 1, got {episodes_per_goal}"
+        )
+    if reward_version != "v2":
+        raise ValueError(
+            f"reward_version {reward_version!r} is not available on {name}; valid: v2 (minigrid's own)"
+        )
+    if max_episode_steps is not None:
+        raise ValueError(
+            f"{name} keeps each task's own minigrid horizon (max_steps); max_episode_steps must be None, "
+            f"got {max_episode_steps}"
+        )
+    del goal_sampling  # every reset draws a fresh layout, whatever the sampling
+    return make_minigrid(name, task=task, backend=backend, envs_per_task=envs_per_task)
 
 
 __all__ = ["ENV_NAMES", "TOY_ML", "PointMass", "PointMassConfig", "make"]

@@ -36,6 +36,11 @@ class EnvSpec:
     """Trailing observation columns that hold the one-hot task id (MT benchmarks, toy: the task count; 0 where
     the observation carries none). Declared here so that torsos which take the task only through their own
     routing (MOORE's task weights, CARE's context, ...) can read the state without it."""
+    discrete_actions: bool = False
+    """Actions are integers `[envs]` in `0..action_size-1` (MiniGrid), not floats `[envs, action_size]`."""
+    procedural: bool = False
+    """Every reset draws a new layout (MiniGrid): there is no fixed set of goals to cover, so evaluations
+    play as many episodes per task as asked (`goals_per_task` is 1 and means nothing more)."""
 
     @property
     def state_size(self) -> int:
