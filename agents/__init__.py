@@ -8,7 +8,20 @@ the CLI look agents up here and know nothing else about them.
 
 from types import ModuleType
 
-from . import care_sac, hyper_sac, maml, mh_sac, moore_sac, mt_ppo, mt_sac, paco_sac, pearl, rl2, softmod_sac
+from . import (
+    care_sac,
+    hyper_sac,
+    maml,
+    mh_sac,
+    moore_ppo,
+    moore_sac,
+    mt_ppo,
+    mt_sac,
+    paco_sac,
+    pearl,
+    rl2,
+    softmod_sac,
+)
 
 AGENTS: dict[str, ModuleType] = {
     "mt_sac": mt_sac,
@@ -19,6 +32,7 @@ AGENTS: dict[str, ModuleType] = {
     "softmod_sac": softmod_sac,
     "hyper_sac": hyper_sac,
     "mt_ppo": mt_ppo,
+    "moore_ppo": moore_ppo,
     "maml": maml,
     "rl2": rl2,
     "pearl": pearl,

@@ -5,8 +5,10 @@ episodes in lockstep (each env holding its goal for the agent's `episodes_per_go
 The env state therefore never outlives an iteration, and the train state is the agent state alone; iteration
 `i` draws its key from the run key and `i`, so a resumed run repeats exactly what the uninterrupted one does.
 
-Evaluation follows the agent's kind: a multi-task agent (MT-PPO) plays every goal of every task
-deterministically, as in the off-policy loop (`mtrl.evaluation`); a meta-RL agent (with `adapt`) is scored by
+Evaluation follows the agent's kind: a multi-task agent (MT-PPO, the MiniGrid PPO agents) plays every goal
+of every task deterministically, as in the off-policy loop (`mtrl.evaluation`), and with
+`moore_eval_episodes` also the MOORE authors' sampled protocol (`eval_moore/*`; on MiniGrid with returns,
+their metric); a meta-RL agent (with `adapt`) is scored by
 the held-out protocol (`mtrl.meta_evaluation`) on the test split (`meta_test/*`, the number the Meta-World
 paper reports) and on the train split (`meta_train/*`). Periodic evaluations visit `eval_goals_per_task`
 goals per task; the final one visits every test goal (meta-train stays at `eval_goals_per_task`: on ML45 all
@@ -134,13 +136,36 @@ def make_evaluator(
         env = eval_envs.test
         mt_agent = Agent(name=agent.name, init=None, act=agent.act, update=None)
 
-        def mt(goals: int) -> Callable:
-            episodes = evaluation.episodes_per_env(env.spec, goals)
-            play = functools.partial(evaluation.run_episodes, env, mt_agent, num_episodes=episodes)
-            play = jax.jit(jax.vmap(play) if seeds else play)
-            return lambda state, key: evaluation.eval_metrics(env.spec, np.asarray(play(state, key)))
+        def protocol(episodes: int, deterministic: bool, prefix: str) -> Callable:
+            play = functools.partial(
+                evaluation.run_scored_episodes,
+                env,
+                mt_agent,
+                num_episodes=episodes,
+                deterministic=deterministic,
+            )
+            if seeds:  # host-stepped envs (io_callback) cannot vmap: one seed after another
+                vmappable = getattr(env, "vmappable", False)
+                play = jax.vmap(play) if vmappable else _map_seeds(play)
+            play = jax.jit(play)
 
-        return Evaluator(mt(config.eval_goals_per_task), mt(env.spec.goals_per_task))
+            def evaluate(state, key):
+                successes, returns = jax.device_get(play(state, key))
+                returns = returns if env.spec.procedural else None  # MiniGrid scores returns
+                return evaluation.eval_metrics(env.spec, successes, prefix=prefix, returns=returns)
+
+            return evaluate
+
+        def mt(goals: int) -> Callable:
+            all_goals = protocol(evaluation.episodes_per_env(env.spec, goals), True, "eval")
+            if not config.moore_eval_episodes:
+                return all_goals
+            episodes = evaluation.sampled_episodes_per_env(env.spec, config.moore_eval_episodes)
+            moore = protocol(episodes, False, "eval_moore")
+            return lambda state, key: {**all_goals(state, key), **moore(state, _fold_in(key, 2))}
+
+        final = evaluation.final_goals(env.spec, config.eval_goals_per_task)
+        return Evaluator(mt(config.eval_goals_per_task), mt(final))
 
     protocol = {
         "adaptation_episodes": config.meta_adaptation_episodes,
@@ -221,6 +246,11 @@ def train(
                 schedule.log_evaluation(i, eval_metrics)
         schedule.end_iteration(i, state)
     return state, eval_metrics
+
+
+def _map_seeds(play: Callable) -> Callable:
+    """`play(state, key)` over a leading seed axis, sequentially (`lax.map`)."""
+    return lambda state, key: jax.lax.map(lambda args: play(*args), (state, key))
 
 
 def _eval_key(key: jax.Array) -> jax.Array:

@@ -7,7 +7,11 @@ task plays goals `j, j+E, j+2E, ...`; `goals_per_task / E` episodes per env cove
 `moore` (the MOORE authors' `run_metaworld_sac_mt.py`; metrics `eval_moore/…`): `n` episodes per task
 (their `--n_episodes_test 10`), each on a goal drawn uniformly at reset (`sample_task_per_episode`), with
 actions sampled from the policy (mushroom-rl's SAC policy samples in evaluation too). The eval env is
-built with `goal_sampling="random"`.
+built with `goal_sampling="random"`. On MiniGrid (the authors' `run_minigrid_ppo_mt.py`, `--n_episodes_test
+16`) the headline number of this protocol is the undiscounted return, `eval_moore/return`.
+
+Procedural envs (`spec.procedural`: MiniGrid draws a new layout at every reset) have no goal set to cover:
+`all-goals` there plays `eval_goals_per_task` fresh episodes per task with the greedy action.
 """
 
 from __future__ import annotations
@@ -21,12 +25,19 @@ from mtrl.types import Agent, Env, EnvSpec, PyTree
 
 def episodes_per_env(spec: EnvSpec, goals: int) -> int:
     """How many episodes each eval env plays to cover `goals` goals per task once."""
-    if goals < 1 or goals > spec.goals_per_task or goals % spec.envs_per_task:
+    most = goals if spec.procedural else spec.goals_per_task
+    if goals < 1 or goals > most or goals % spec.envs_per_task:
         raise ValueError(
             f"eval goals per task must be a multiple of the eval envs per task "
-            f"({spec.envs_per_task}) in 1..{spec.goals_per_task}, got {goals}"
+            f"({spec.envs_per_task}) in 1..{most}, got {goals}"
         )
     return goals // spec.envs_per_task
+
+
+def final_goals(spec: EnvSpec, eval_goals_per_task: int) -> int:
+    """Goals per task of the final all-goals evaluation: every goal, or on procedural envs (no goal set)
+    the periodic evaluations' count."""
+    return eval_goals_per_task if spec.procedural else spec.goals_per_task
 
 
 def sampled_episodes_per_env(spec: EnvSpec, episodes_per_task: int) -> int:
@@ -47,56 +58,89 @@ def run_episodes(
     num_episodes: int,
     deterministic: bool = True,
 ) -> jax.Array:
-    """Play `num_episodes` episodes in every env; returns success flags `[envs, episodes]`.
+    """Play `num_episodes` episodes in every env; returns success flags `[envs, episodes]` (see
+    `run_scored_episodes`)."""
+    return run_scored_episodes(env, agent, agent_state, key, num_episodes, deterministic)[0]
 
-    `deterministic` (a Python bool) acts with tanh(mean); False samples from the policy, a fresh key
-    per step.
+
+def run_scored_episodes(
+    env: Env,
+    agent: Agent,
+    agent_state: PyTree,
+    key: jax.Array,
+    num_episodes: int,
+    deterministic: bool = True,
+) -> tuple[jax.Array, jax.Array]:
+    """Play `num_episodes` episodes in every env; returns success flags and undiscounted returns, both
+    `[envs, episodes]`.
+
+    `deterministic` (a Python bool) acts with the policy's greedy action (tanh(mean), argmax); False
+    samples from the policy, a fresh key per step. Episodes may end early (terminations): the scan runs
+    `num_episodes * episode_length` steps, enough for the longest, and drops the episodes beyond.
     """
     spec = env.spec
     reset_key, key = jax.random.split(key)
     env_state, step = env.reset(reset_key)
+    n = spec.num_envs
     init = (
         env_state,
         step,
-        jnp.zeros(spec.num_envs, bool),
-        jnp.zeros(spec.num_envs, jnp.int32),
-        jnp.zeros((spec.num_envs, num_episodes), bool),
+        jnp.zeros(n, bool),
+        jnp.zeros(n, jnp.float32),
+        jnp.zeros(n, jnp.int32),
+        jnp.zeros((n, num_episodes), bool),
+        jnp.zeros((n, num_episodes), jnp.float32),
         key,
     )
 
     def body(carry, _):
-        env_state, step, succeeded, episode, results, key = carry
+        env_state, step, succeeded, total, episode, successes, returns, key = carry
         key, act_key = jax.random.split(key)
         action = agent.act(agent_state, step.obs, step.task_id, act_key, deterministic)
         env_state, step = env.step(env_state, action)
         succeeded = succeeded | step.success
+        total = total + step.reward
         ended = step.terminated | step.truncated
-        rows = jnp.arange(spec.num_envs)
+        rows = jnp.arange(n)
         column = jnp.where(ended, episode, num_episodes)  # out of range → dropped
-        results = results.at[rows, column].set(succeeded, mode="drop")
-        return (env_state, step, succeeded & ~ended, episode + ended, results, key), None
+        successes = successes.at[rows, column].set(succeeded, mode="drop")
+        returns = returns.at[rows, column].set(total, mode="drop")
+        carry = (env_state, step, succeeded & ~ended, jnp.where(ended, 0.0, total), episode + ended)
+        return (*carry, successes, returns, key), None
 
     carry, _ = jax.lax.scan(body, init, length=num_episodes * spec.episode_length)
-    return carry[-2]
+    return carry[-3], carry[-2]
 
 
 def success_per_task(spec: EnvSpec, successes: np.ndarray) -> dict[str, float]:
     """Mean success of each task from `[..., envs, episodes]` flags (averaging any leading seed axis)."""
-    per_task = np.asarray(successes, np.float64).reshape(*successes.shape[:-2], spec.num_tasks, -1)
+    return mean_per_task(spec, successes)
+
+
+def mean_per_task(spec: EnvSpec, values: np.ndarray) -> dict[str, float]:
+    """Mean of `[..., envs, episodes]` values per task (averaging any leading seed axis)."""
+    per_task = np.asarray(values, np.float64).reshape(*values.shape[:-2], spec.num_tasks, -1)
     means = per_task.mean(axis=-1).reshape(-1, spec.num_tasks).mean(axis=0)
     return dict(zip(spec.task_names, means.tolist(), strict=True))
 
 
-def eval_metrics(spec: EnvSpec, successes: np.ndarray, prefix: str = "eval") -> dict[str, float]:
+def eval_metrics(
+    spec: EnvSpec, successes: np.ndarray, prefix: str = "eval", returns: np.ndarray | None = None
+) -> dict[str, float]:
     """`<prefix>/success` (mean over tasks) and `<prefix>/<task>/success`; prefix `eval` for the all-goals
-    protocol (the metric names used everywhere), `eval_moore` for the MOORE authors' protocol."""
-    per_task = success_per_task(spec, successes)
-    metrics = {f"{prefix}/success": float(np.mean(list(per_task.values())))}
-    metrics.update({f"{prefix}/{task}/success": value for task, value in per_task.items()})
-    successes = np.asarray(successes)
-    if successes.ndim == 3:  # a leading seed axis: each seed's own numbers, for statistics across seeds
-        for seed, flags in enumerate(successes):
-            metrics[f"{prefix}/seed{seed}/success"] = float(flags.mean())
-            for task, value in success_per_task(spec, flags).items():
-                metrics[f"{prefix}/seed{seed}/{task}/success"] = value
+    protocol (the metric names used everywhere), `eval_moore` for the MOORE authors' protocol. With
+    `returns`, also `<prefix>/return` and `<prefix>/<task>/return` (MiniGrid's headline metric)."""
+    metrics: dict[str, float] = {}
+    for name, values in (("success", successes), ("return", returns)):
+        if values is None:
+            continue
+        values = np.asarray(values)
+        per_task = mean_per_task(spec, values)
+        metrics[f"{prefix}/{name}"] = float(np.mean(list(per_task.values())))
+        metrics.update({f"{prefix}/{task}/{name}": value for task, value in per_task.items()})
+        if values.ndim == 3:  # a leading seed axis: each seed's own numbers, for statistics across seeds
+            for seed, seed_values in enumerate(values):
+                metrics[f"{prefix}/seed{seed}/{name}"] = float(seed_values.astype(np.float64).mean())
+                for task, value in mean_per_task(spec, seed_values).items():
+                    metrics[f"{prefix}/seed{seed}/{task}/{name}"] = value
     return metrics

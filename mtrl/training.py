@@ -55,8 +55,8 @@ class LoopConfig:
     """Goals per task visited by periodic evaluations (the final one always visits all)."""
     moore_eval_episodes: int = 0
     """Also evaluate by the MOORE authors' protocol at every evaluation: this many episodes per task, goals
-    drawn at random, actions sampled from the policy (metrics `eval_moore/…`; MOORE presets: 10). 0: off.
-    Off-policy agents only, like the warm-up and replay fields."""
+    drawn at random, actions sampled from the policy (metrics `eval_moore/…`; MOORE presets: 10, MiniGrid
+    presets: 16, with returns). 0: off. Multi-task agents (not the meta-RL ones)."""
     log_every_steps_per_task: int = 5_000
     """Emit training metrics every so many steps per task."""
     checkpoint_every_steps_per_task: int = 50_000

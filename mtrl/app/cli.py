@@ -113,10 +113,16 @@ def main(argv: list[str] | None = None) -> int:
                 "tasks/goals, then score (default: the agent's own, all-goals plus moore where the run "
                 "evaluated both)",
             )
+            parser.add_argument(
+                "--backend",
+                default=None,
+                help="evaluate on another backend of the run's benchmark (e.g. a policy trained on the "
+                "MiniGrid port in Farama's own envs: --backend farama; default: the run's own)",
+            )
             parsed = parser.parse_args(rest)
             from mtrl.app.run import evaluate_run
 
-            evaluate_run(parsed.run_dir, protocol=parsed.protocol)
+            evaluate_run(parsed.run_dir, protocol=parsed.protocol, backend=parsed.backend)
         elif command == "report":
             from mtrl.app.report import main as report
 

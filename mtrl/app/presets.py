@@ -9,6 +9,7 @@ CARE, PaCo and Soft Modularization from their papers and released configs (see e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ from mtrl.agents import (
     hyper_sac,
     maml,
     mh_sac,
+    moore_ppo,
     moore_sac,
     mt_ppo,
     mt_sac,
@@ -352,6 +354,43 @@ def ml45_pearl() -> TrainConfig:
     )
 
 
+MINIGRID_LOOP = LoopConfig(
+    steps_per_task=200_000,
+    eval_every_steps_per_task=2_000,
+    eval_envs_per_task=16,
+    eval_goals_per_task=16,
+    moore_eval_episodes=16,
+    log_every_steps_per_task=2_000,
+    checkpoint_every_steps_per_task=20_000,
+)
+"""The MOORE authors' MiniGrid schedule (run/minigrid/multi_task/*.sh): 100 epochs of 2,000 steps per task,
+one PPO fit per epoch, an evaluation after every epoch of 16 episodes per task with sampled actions (their
+metric: the mean undiscounted return, `eval_moore/return`; mtrl's greedy evaluation beside it)."""
+
+MINIGRID_EXPERTS = {"MT3": 2, "MT5": 3, "MT7": 4}
+"""Experts per task set in the paper's MiniGrid runs (the scripts' N_EXPERTS argument)."""
+
+MINIGRID_TORSOS = {"moore": "moore", "moe": "moe", "mtppo": "shared"}
+"""Preset method name → `moore_ppo.Config.torso`."""
+
+
+def minigrid(task_set: str, method: str) -> TrainConfig:
+    """`method` ("moore", "moe" or "mtppo") on MiniGrid `task_set` ("MT3", "MT5", "MT7") as the MOORE authors
+    ran it: `moore_ppo.Config` defaults (their PPO and multi-head networks), their expert count, their
+    schedule. MT-PPO is their `MiniGridPPOMHNetwork` (one CNN, multi-head), for which no run script was
+    released."""
+    if task_set not in MINIGRID_EXPERTS:
+        raise ValueError(f"unknown MiniGrid task set {task_set!r}; valid: {', '.join(MINIGRID_EXPERTS)}")
+    if method not in MINIGRID_TORSOS:
+        raise ValueError(f"unknown MiniGrid method {method!r}; valid: {', '.join(MINIGRID_TORSOS)}")
+    return TrainConfig(
+        preset=f"minigrid-{task_set.lower()}-{method}",
+        env=EnvConfig(name=f"MiniGrid-{task_set}", backend="jax"),
+        agent=moore_ppo.Config(torso=MINIGRID_TORSOS[method], num_experts=MINIGRID_EXPERTS[task_set]),
+        loop=MINIGRID_LOOP,
+    )
+
+
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "quickstart": quickstart,
     "mt10-moore": mt10_moore,
@@ -373,6 +412,11 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "ml45-rl2": ml45_rl2,
     "ml10-pearl": ml10_pearl,
     "ml45-pearl": ml45_pearl,
+    **{
+        f"minigrid-{task_set.lower()}-{method}": functools.partial(minigrid, task_set, method)
+        for task_set in MINIGRID_EXPERTS
+        for method in MINIGRID_TORSOS
+    },
 }
 
 

@@ -51,11 +51,11 @@ class TrainingProgress:
         self._progress.update(self._task, completed=step, **fields)
 
 
-def success_table(per_task: dict[str, float], title: str) -> Table:
-    """Per-task success with the mean as the last row."""
+def success_table(per_task: dict[str, float], title: str, metric: str = "success") -> Table:
+    """Per-task success (or another metric, e.g. MiniGrid's return) with the mean as the last row."""
     table = Table(title=title)
     table.add_column("task")
-    table.add_column("success", justify="right")
+    table.add_column(metric, justify="right")
     for task, value in per_task.items():
         table.add_row(task, f"{value:.3f}")
     mean = sum(per_task.values()) / max(len(per_task), 1)
@@ -63,8 +63,8 @@ def success_table(per_task: dict[str, float], title: str) -> Table:
     return table
 
 
-def markdown_table(per_task: dict[str, float]) -> str:
-    lines = ["| task | success |", "|---|---|"]
+def markdown_table(per_task: dict[str, float], metric: str = "success") -> str:
+    lines = [f"| task | {metric} |", "|---|---|"]
     lines += [f"| {task} | {value:.3f} |" for task, value in per_task.items()]
     mean = sum(per_task.values()) / max(len(per_task), 1)
     return "\n".join([*lines, f"| **mean** | **{mean:.3f}** |", ""])

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from rich.console import Console
 
-from mtrl import checkpoint, episodic_training, evaluation, plots, resources, training
+from mtrl import checkpoint, envs, episodic_training, evaluation, plots, resources, training
 from mtrl.agents import task_encoders
 from mtrl.app import wiring
 from mtrl.app.config import TrainConfig, dotted_fields, load_run_config, to_json
@@ -219,17 +219,25 @@ PROTOCOLS = ("all-goals", "moore", "meta")
 MOORE_EVAL_EPISODES = 10  # the MOORE authors' --n_episodes_test, for `--protocol moore` on any MT run
 
 
-def evaluate_run(run_dir: Path, console: Console | None = None, protocol: str | None = None) -> RunResult:
+def evaluate_run(
+    run_dir: Path, console: Console | None = None, protocol: str | None = None, backend: str | None = None
+) -> RunResult:
     """Re-evaluate the newest checkpoint of `run_dir`: every goal of every task for multi-task agents,
-    the held-out adapt-then-score protocol for meta-RL agents (`protocol` may only name the agent's own)."""
+    the held-out adapt-then-score protocol for meta-RL agents (`protocol` may only name the agent's own),
+    on the run's env backend or on `backend` (another backend of the same benchmark)."""
     console = console or Console()
     run_dir = Path(run_dir)
     with task_encoders.cached_in_run(run_dir):
-        return _evaluate_run(run_dir, console, protocol)
+        return _evaluate_run(run_dir, console, protocol, backend)
 
 
-def _evaluate_run(run_dir: Path, console: Console, protocol: str | None) -> RunResult:
+def _evaluate_run(run_dir: Path, console: Console, protocol: str | None, backend: str | None) -> RunResult:
     config = load_run_config(run_dir)
+    if backend is not None:
+        valid = envs.BACKENDS[config.env.name]
+        if backend not in valid:
+            raise ValueError(f"unknown backend {backend!r} for {config.env.name}; valid: {', '.join(valid)}")
+        config = dataclasses.replace(config, env=dataclasses.replace(config.env, backend=backend))
     wiring.check_compatible(config)
     check_protocol(config.agent_name, protocol)
     eval_env = wiring.make_eval_env(config)
@@ -248,7 +256,9 @@ def _evaluate_run(run_dir: Path, console: Console, protocol: str | None) -> RunR
     else:
         metrics = _evaluate_multitask(config, eval_env, state, keys, protocol)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    _write_json(run_dir / f"evaluation-{step}-{stamp}.json", {"checkpoint_step": step, **metrics})
+    backend = config.env.backend or envs.BACKENDS[config.env.name][0]
+    record = {"checkpoint_step": step, "backend": backend, **metrics}
+    _write_json(run_dir / f"evaluation-{step}-{stamp}.json", record)
     return finish(run_dir, metrics, console, title=f"Evaluation of checkpoint {step}", plot=False)
 
 
@@ -308,20 +318,18 @@ PROTOCOL_TITLES = {  # metric prefix → how its table is titled
 }
 
 
-def success_per_task(metrics: dict[str, float], prefix: str | None = None) -> tuple[str, dict[str, float]]:
-    """The final evaluation's per-task success under `prefix`, by default the first present of held-out
-    tasks after adaptation (`meta_test/…`, meta-RL agents), all goals (`eval/…`), MOORE's (`eval_moore/…`)."""
+def success_per_task(
+    metrics: dict[str, float], prefix: str | None = None, metric: str = "success"
+) -> tuple[str, dict[str, float]]:
+    """The final evaluation's per-task success (or `metric`) under `prefix`, by default the first present of
+    held-out tasks after adaptation (`meta_test/…`, meta-RL agents), all goals (`eval/…`), MOORE's
+    (`eval_moore/…`)."""
     if prefix is None:
         prefix = next((p for p in PROTOCOL_TITLES if f"{p}/success" in metrics), "eval")
     per_task = {}
     for name, value in metrics.items():
         parts = name.split("/")
-        if (
-            len(parts) == 3
-            and parts[0] == prefix
-            and parts[2] == "success"
-            and not parts[1].startswith("seed")
-        ):
+        if len(parts) == 3 and parts[0] == prefix and parts[2] == metric and not parts[1].startswith("seed"):
             per_task[parts[1]] = value
     return prefix, per_task
 
@@ -332,9 +340,14 @@ def finish(run_dir, metrics, console, *, title: str, plot: bool = True) -> RunRe
     sections = []
     for shown in [p for p in PROTOCOL_TITLES if f"{p}/success" in metrics] or [prefix]:
         shown_title = f"{title}: {PROTOCOL_TITLES[shown][0].lower()}{PROTOCOL_TITLES[shown][1:]}"
-        table = success_per_task(metrics, shown)[1]
-        console.print(success_table(table, shown_title))
-        sections.append(f"# {shown_title}\n\n{markdown_table(table)}")
+        for metric in ("success", "return"):
+            if f"{shown}/{metric}" not in metrics:
+                continue
+            heading = shown_title if metric == "success" else shown_title.replace("Success", "Return", 1)
+            heading = heading.replace("success,", "return,", 1) if metric == "return" else heading
+            table = success_per_task(metrics, shown, metric)[1]
+            console.print(success_table(table, heading, metric))
+            sections.append(f"# {heading}\n\n{markdown_table(table, metric)}")
     (run_dir / "success_table.md").write_text("\n".join(sections))
     if plot:
         plots.plot_run(run_dir, read_metrics(run_dir), tuple(per_task), prefix=prefix)
@@ -365,7 +378,7 @@ def create_run_dir(config: TrainConfig) -> Path:
 def package_versions() -> dict[str, str]:
     """Versions that decide whether two runs are comparable."""
     versions = {}
-    for name in ("mtrl", "jax", "jaxlib", "flax", "optax", "mujoco", "metaworld", "gymnasium"):
+    for name in ("mtrl", "jax", "jaxlib", "flax", "optax", "mujoco", "metaworld", "gymnasium", "minigrid"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -21,8 +21,11 @@ from mtrl.meta_evaluation import MetaAgent
 from mtrl.training import check_loop_config
 from mtrl.types import Agent, Env, EnvSpec
 
-MT_BENCHMARKS = ("toy", "MT1", "MT10", "MT25", "MT50")
+MINIGRID_BENCHMARKS = envs.MINIGRID_BENCHMARKS
+MT_BENCHMARKS = ("toy", "MT1", "MT10", "MT25", "MT50", *MINIGRID_BENCHMARKS)
 META_BENCHMARKS = ("toy-ml", "ML1", "ML10", "ML25", "ML45")
+DISCRETE_ACTION_AGENTS = ("moore_ppo",)
+"""Agents whose policies choose among discrete actions: they train on MiniGrid, every other agent not."""
 
 
 def is_episodic(agent_name: str) -> bool:
@@ -166,6 +169,17 @@ def check_compatible(config: TrainConfig) -> None:
         raise ValueError(
             f"{name} is a meta-RL benchmark and {config.agent_name} is a multi-task agent; "
             f"multi-task agents train on {', '.join(MT_BENCHMARKS)}"
+        )
+    discrete_agent = config.agent_name in DISCRETE_ACTION_AGENTS
+    if discrete_agent != (name in MINIGRID_BENCHMARKS):
+        valid = (
+            MINIGRID_BENCHMARKS
+            if discrete_agent
+            else tuple(n for n in MT_BENCHMARKS if n not in MINIGRID_BENCHMARKS)
+        )
+        raise ValueError(
+            f"{config.agent_name} cannot train on {name}: its actions are "
+            f"{'discrete' if discrete_agent else 'continuous'}; valid envs: {', '.join(valid)}"
         )
     if config.num_seeds < 1:
         raise ValueError(f"num_seeds must be >= 1, got {config.num_seeds}")
