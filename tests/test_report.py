@@ -1,17 +1,19 @@
 """`mtrl report`: aggregates against independent references, bootstrap intervals, grouping, files, errors."""
 
+import dataclasses
 import json
 
+import matplotlib.text
 import numpy as np
 import pytest
 import scipy.stats
 from mtrl.agents import maml, mh_sac, moore_sac, mt_sac, pearl
 
-from mtrl.app import cli
+from mtrl.app import cli, presets
 from mtrl.app import report as app_report
 from mtrl.app.config import EnvConfig, TrainConfig, to_json
 from mtrl.logger import WandbConfig, read_metrics
-from mtrl.report import published, stats
+from mtrl.report import plots, published, stats
 from mtrl.report.runs import flatten, read_run_dir
 from mtrl.training import LoopConfig
 
@@ -363,3 +365,167 @@ def test_a_sweep_directory_stands_for_the_runs_inside_it(tmp_path):
     assert [len(g.runs) for g in grouped] == [len(g.runs) for g in app_report.load_groups(dirs)] == [5, 5]
     with pytest.raises(ValueError, match="logs is not an mtrl run directory"):
         app_report.load_groups([sweep / "logs"])
+
+
+# --- --metric return and --protocol: MiniGrid runs ----------------------------------------------------
+
+MT3 = ("LavaGapS7", "RedBlueDoors-6x6", "MemoryS11")
+
+
+def write_minigrid_run(path, method, seed, values, steps=(2000, 4000)):
+    """A MiniGrid run by hand, logged as `mtrl.evaluation.eval_metrics` does: `values["<protocol>/<metric>"]`
+    is `[seeds, evals, tasks]`; the run logs per-task means over seeds and, with several seeds, each seed's
+    own."""
+    num_seeds = len(next(iter(values.values())))
+    config = dataclasses.replace(
+        presets.minigrid("MT3", method), seed=seed, num_seeds=num_seeds, run_dir=path
+    )
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(to_json(config), default=str))
+    (path / "spec.json").write_text(json.dumps({"task_names": list(MT3)}))
+    lines = []
+    for i, step in enumerate(steps):
+        record = {"step": 3 * step, "env/steps_per_task": step}
+        for key, array in values.items():
+            protocol, metric = key.split("/")
+            per_seed = np.asarray(array)[:, i]  # [seeds, tasks]
+            record[key] = float(per_seed.mean())
+            record.update(
+                {
+                    f"{protocol}/{t}/{metric}": float(v)
+                    for t, v in zip(MT3, per_seed.mean(axis=0), strict=True)
+                }
+            )
+            for k, row in enumerate(per_seed if num_seeds > 1 else []):
+                record[f"{protocol}/seed{k}/{metric}"] = float(row.mean())
+                record.update(
+                    {f"{protocol}/seed{k}/{t}/{metric}": float(v) for t, v in zip(MT3, row, strict=True)}
+                )
+        lines.append(record)
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path
+
+
+KEYS = ("eval/success", "eval/return", "eval_moore/success", "eval_moore/return")
+
+
+def minigrid_methods(tmp_path, seeds=4):
+    """MOORE as `seeds` single-seed runs, MT-PPO as one run of `seeds` vmapped seeds. MOORE has the higher
+    success and greedy return but the lower MOORE-protocol return, so P(MOORE > MT-PPO) is 1 or 0 by what is
+    read; and MOORE's seed 0 has its best MOORE-protocol return mid-training, its best success at the end."""
+    rng = np.random.default_rng(6)
+    high, low = (0.6, 1.0), (0.0, 0.4)
+    ranges = {"moore": (high, high, high, low), "mtppo": (low, low, low, high)}
+    finals = {
+        m: {k: rng.uniform(*r, (seeds, 3)) for k, r in zip(KEYS, rs, strict=True)} for m, rs in ranges.items()
+    }
+    middles = {m: {k: v * 0.5 for k, v in f.items()} for m, f in finals.items()}
+    middles["moore"]["eval_moore/return"][0] *= 3  # 1.5 × final
+    curves = {m: {k: np.stack([middles[m][k], finals[m][k]], axis=1) for k in KEYS} for m in finals}
+    dirs = [
+        write_minigrid_run(
+            tmp_path / f"moore-{s}", "moore", s, {k: v[s : s + 1] for k, v in curves["moore"].items()}
+        )
+        for s in range(seeds)
+    ]
+    dirs.append(write_minigrid_run(tmp_path / "mtppo", "mtppo", 0, curves["mtppo"]))
+    return dirs, finals
+
+
+def test_each_metric_and_protocol_reads_its_own_values(tmp_path):
+    dirs, finals = minigrid_methods(tmp_path)
+    cases = [
+        ("success", None, "eval/success"),  # the default: as before
+        ("return", None, "eval_moore/return"),  # return defaults to the MOORE protocol where logged
+        ("return", "eval", "eval/return"),
+        ("success", "eval_moore", "eval_moore/success"),
+    ]
+    for metric, protocol, key in cases:
+        moore, mtppo = app_report.load_groups(dirs, None, metric, protocol)
+        assert (moore.label, len(moore.runs), len(mtppo.runs)) == ("moore_ppo agent.torso=moore", 4, 4)
+        assert (
+            moore.benchmark
+            == mtppo.benchmark
+            == "MiniGrid-MT3" + (" (eval_moore)" if key.startswith("eval_moore") else "")
+        )
+        for group, method in ((moore, "moore"), (mtppo, "mtppo")):
+            assert group.per_task_scores  # vmapped seeds: read from <protocol>/seed<k>/<task>/<metric>
+            np.testing.assert_allclose(group.scores("final"), finals[method][key], err_msg=key)
+            np.testing.assert_allclose(group.task_means(), finals[method][key].mean(axis=0), err_msg=key)
+            curve = group.curve_scores(group.common_steps())
+            assert curve.shape == (2, 4, 3)  # [evaluations, seeds, tasks]
+            np.testing.assert_allclose(curve[-1], finals[method][key], err_msg=key)
+        best = finals["moore"][key].copy()
+        best[0] *= 1.5 if key == "eval_moore/return" else 1.0
+        np.testing.assert_allclose(moore.scores("best"), best, err_msg=key)
+
+
+def test_return_report_aggregates_returns_without_an_optimality_gap(tmp_path):
+    dirs, finals = minigrid_methods(tmp_path)
+    report = app_report.build_report(app_report.load_groups(dirs, metric="return"), reps=200)
+    returns = finals["moore"]["eval_moore/return"]
+    assert report.metric == "return" and report.statistics == ["IQM", "mean", "median"]
+    final = report.summaries[0].intervals["final"]
+    assert list(final) == ["IQM", "mean", "median"]
+    assert final["IQM"].point == pytest.approx(scipy.stats.trim_mean(returns.ravel(), 0.25))
+    assert final["mean"].point == pytest.approx(returns.mean())
+    assert final["median"].point == pytest.approx(np.median(returns.mean(axis=0)))
+    [improvement] = report.improvements
+    assert improvement.interval.point == 0.0  # MT-PPO's MOORE-protocol returns are higher on every task
+    assert any(note.startswith("no optimality gap") for note in report.notes)
+    success = app_report.build_report(app_report.load_groups(dirs), reps=200)
+    assert success.improvements[0].interval.point == 1.0 and "optimality gap" in success.statistics
+
+
+def test_return_report_files_and_labels_say_return(tmp_path, monkeypatch, capsys):
+    dirs, finals = minigrid_methods(tmp_path)
+    texts = []
+    save = plots._save
+
+    def record_texts(fig, path):
+        texts.extend(t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text())
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", record_texts)
+    out = tmp_path / "out"
+    app_report.main([*map(str, dirs), "--out", str(out), "--reps", "50", "--metric", "return"])
+    tag = "MiniGrid-MT3_(eval_moore)"
+    assert {p.name for p in out.iterdir()} >= {f"curves_{tag}.png", f"task_return_{tag}.png", "report.md"}
+    assert texts and not [t for t in texts if "success" in t.lower()]
+    assert "final return per task" in " ".join(texts) and "return (IQM, 95% CI)" in texts
+    markdown = (out / "report.md").read_text()
+    headings = [line for line in markdown.splitlines() if line.startswith("#")]
+    assert "## Final return (95% stratified bootstrap CI)" in headings
+    assert "## Probability of improvement, final return" in headings
+    assert not [h for h in headings if "success" in h.lower()]
+    assert "| IQM | mean | median |" in markdown and "optimality gap |" not in markdown
+    per_task = (out / "per_task.csv").read_text().splitlines()
+    assert per_task[0] == "group,benchmark,task,final_return_mean,seeds"
+    moore = [float(line.split(",")[3]) for line in per_task[1:4]]
+    np.testing.assert_allclose(moore, finals["moore"]["eval_moore/return"].mean(axis=0))
+    summary = (out / "summary.csv").read_text()
+    assert len(summary.splitlines()) == 1 + 2 * 2 * 3 and "optimality gap" not in summary
+    printed = capsys.readouterr().out
+    assert "Final return over seeds" in printed and "final return" in printed
+
+
+def test_metric_and_protocol_errors_are_one_line(tmp_path, capsys):
+    dirs, _ = minigrid_methods(tmp_path, seeds=2)
+    metaworld = write_run(tmp_path / "mt10", mt_sac.Config(), 0, [[0.5] * 4] * 2)  # logs success only
+    cases = [
+        ([*dirs, "--metric", "reward"], "unknown --metric 'reward'; valid: success, return"),
+        ([*dirs, "--protocol", "moore"], "unknown --protocol 'moore'; valid: eval, eval_moore, meta_test"),
+        ([metaworld, "--metric", "return"], "logged no eval_moore/return or eval/return or meta_test/return"),
+        ([dirs[0], "--protocol", "meta_test"], "moore-0 logged no meta_test/success in metrics.jsonl"),
+    ]
+    for i, (args, message) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        assert cli.main(["report", *map(str, args), "--out", str(out)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and message in error, error
+        assert not out.exists()
+    groups = app_report.load_groups(dirs, metric="return")
+    report = app_report.build_report(groups, reps=20, compare_published=True)
+    assert report.published_rows == [] and "published figures are success rates" in report.notes[-1]
+    report = app_report.build_report(app_report.load_groups(dirs), reps=20, compare_published=True)
+    assert report.published_rows == [] and "no published figures" in report.notes[-1]  # none for MiniGrid

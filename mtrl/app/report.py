@@ -1,8 +1,10 @@
 """`mtrl report RUN_DIR...`: IQM, mean, median and optimality gap with confidence intervals over seeds.
 
-Groups the seeds of equal configs, aggregates their final and best evaluation success with stratified
-bootstrap intervals (`mtrl.report.stats`), and writes `report.md`, CSV tables and PNG plots into `--out`;
-`--compare-published` adds the literature's figures for the same method and benchmark.
+Groups the seeds of equal configs, aggregates their final and best evaluation success (or, with `--metric
+return`, undiscounted return) with stratified bootstrap intervals (`mtrl.report.stats`), and writes
+`report.md`, CSV tables and PNG plots into `--out`; `--compare-published` adds the literature's success
+figures for the same method and benchmark. `--protocol` picks the evaluation that is read
+(`mtrl.report.runs.PROTOCOLS`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mtrl.report import plots, published, stats
-from mtrl.report.runs import Group, SeedRun, group_runs, read_run_dir
+from mtrl.report.runs import DEFAULT_PROTOCOLS, METRICS, PROTOCOLS, Group, SeedRun, group_runs, read_run_dir
 
 MEASURES = ("final", "best")
 
@@ -45,14 +47,27 @@ class Report:
     improvements: list[Improvement]
     published_rows: list[list[str]]
     notes: list[str]
+    metric: str = "success"
+
+    @property
+    def statistics(self) -> list[str]:
+        return list(aggregates(self.metric))
+
+
+def aggregates(metric: str) -> dict[str, stats.Aggregate]:
+    """The statistics of `metric`; the optimality gap (shortfall from a success of 1) is not for returns."""
+    return {
+        name: f for name, f in stats.AGGREGATES.items() if metric == "success" or name != "optimality gap"
+    }
 
 
 def parse_args(args: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mtrl report",
         description="Aggregate runs over seeds: IQM, mean, median and optimality gap of the final and best "
-        "evaluation success with 95% stratified bootstrap confidence intervals (Agarwal et al., NeurIPS "
-        "2021), per-task tables, learning curves and probability of improvement.",
+        "evaluation success (or IQM, mean and median of the return) with 95% stratified bootstrap confidence "
+        "intervals (Agarwal et al., NeurIPS 2021), per-task tables, learning curves and probability of "
+        "improvement.",
     )
     parser.add_argument(
         "run_dirs",
@@ -72,7 +87,28 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default 2000)")
     parser.add_argument(
-        "--compare-published", action="store_true", help="print the published figures for the same methods"
+        "--metric",
+        default="success",
+        metavar="{" + ",".join(METRICS) + "}",
+        help="what to aggregate: success (default) or the undiscounted return (the MOORE paper's MiniGrid "
+        "metric; no optimality gap, which needs a success in [0, 1])",
+    )
+    parser.add_argument(
+        "--protocol",
+        default=None,
+        metavar="{" + ",".join(PROTOCOLS) + "}",
+        help="the evaluation to read, <protocol>/.../<metric>: "
+        + "; ".join(f"{name}: {what}" for name, what in PROTOCOLS.items())
+        + ". Default, per run, the first it logged of: "
+        + "; ".join(f"{metric}: {', '.join(order)}" for metric, order in DEFAULT_PROTOCOLS.items())
+        + ". eval_moore runs form their own benchmark, '<benchmark> (eval_moore)'",
+    )
+    parser.add_argument(
+        "--compare-published",
+        action="store_true",
+        help="print the published success figures for the same methods and benchmarks: Meta-World only, "
+        "none for MiniGrid (the MOORE paper's MiniGrid results were not available to transcribe) and none "
+        "for --metric return",
     )
     return parser.parse_args(args)
 
@@ -81,7 +117,7 @@ def main(args: list[str], console: Console | None = None) -> Report:
     """Run the command: read, check, aggregate, write, print."""
     options = parse_args(args)
     console = console or Console()
-    groups = load_groups(options.run_dirs, options.group_by)
+    groups = load_groups(options.run_dirs, options.group_by, options.metric, options.protocol)
     check_out_dir(options.out)
     result = build_report(groups, options.reps, options.compare_published)
     written = write_report(options.out, result, options.reps)
@@ -99,14 +135,19 @@ def expand_run_dirs(paths: list[Path]) -> list[Path]:
     return expanded
 
 
-def load_groups(run_dirs: list[Path], group_by: list[str] | None = None) -> list[Group]:
+def load_groups(
+    run_dirs: list[Path],
+    group_by: list[str] | None = None,
+    metric: str = "success",
+    protocol: str | None = None,
+) -> list[Group]:
     runs: list[SeedRun] = []
     seen = set()
     for run_dir in expand_run_dirs(run_dirs):
         if Path(run_dir).resolve() in seen:
             raise ValueError(f"{run_dir} is given twice; each run directory counts once")
         seen.add(Path(run_dir).resolve())
-        runs.extend(read_run_dir(run_dir))
+        runs.extend(read_run_dir(run_dir, metric, protocol))
     return group_runs(runs, group_by)
 
 
@@ -122,11 +163,16 @@ def build_report(groups: list[Group], reps: int = 2000, compare_published: bool 
     """Every group's aggregates, P(X > Y) for each pair on one benchmark, and the published comparison."""
     if reps < 1:
         raise ValueError(f"--reps must be >= 1, got {reps}")
+    metrics = sorted({g.metric for g in groups}) or ["success"]
+    if len(metrics) > 1:
+        raise ValueError(f"groups read different metrics ({', '.join(metrics)}); a report aggregates one")
+    metric = metrics[0]
+    statistics = aggregates(metric)
     summaries = [
         Summary(
             g,
             {
-                m: {name: stats.interval(g.scores(m), f, reps=reps) for name, f in stats.AGGREGATES.items()}
+                m: {name: stats.interval(g.scores(m), f, reps=reps) for name, f in statistics.items()}
                 for m in MEASURES
             },
         )
@@ -139,17 +185,25 @@ def build_report(groups: list[Group], reps: int = 2000, compare_published: bool 
             interval = stats.improvement_interval(x, y, reps=reps)
             improvements.append(Improvement(gx.label, gy.label, gx.benchmark, interval))
     notes = [
-        f"{g.label}: per-task success per seed was not logged; its statistics aggregate each seed's mean "
+        f"{g.label}: per-task {metric} per seed was not logged; its statistics aggregate each seed's mean "
         "over tasks (one score per seed)"
         for g in groups
         if not g.per_task_scores
     ]
+    if metric != "success":
+        notes.append(
+            "no optimality gap: it is the shortfall from a success of 1, and returns have no such target"
+        )
     for g in groups:
         finals = sorted({int(r.steps[-1]) for r in g.runs})
         if len(finals) > 1:
             notes.append(f"{g.label}: seeds end at different steps per task ({', '.join(map(str, finals))})")
-    rows, footnotes = published_comparison(summaries) if compare_published else ([], [])
-    return Report(summaries, improvements, rows, notes + footnotes)
+    rows, footnotes = [], []
+    if compare_published and metric != "success":
+        footnotes = ["--compare-published: the published figures are success rates; none are returns"]
+    elif compare_published:
+        rows, footnotes = published_comparison(summaries)
+    return Report(summaries, improvements, rows, notes + footnotes, metric)
 
 
 def published_comparison(summaries: list[Summary]) -> tuple[list[list[str]], list[str]]:
@@ -207,19 +261,20 @@ def summary_rows(summaries: list[Summary], measure: str) -> list[list[str]]:
             s.group.benchmark,
             str(len(s.group.runs)),
             f"{int(max(r.steps[-1] for r in s.group.runs)):,}",
-            *(_cell(s.intervals[measure][name]) for name in stats.AGGREGATES),
+            *(_cell(interval) for interval in s.intervals[measure].values()),
         ]
         for s in summaries
     ]
 
 
-SUMMARY_COLUMNS = ["group", "benchmark", "seeds", "steps/task", *stats.AGGREGATES]
+def summary_columns(report: Report) -> list[str]:
+    return ["group", "benchmark", "seeds", "steps/task", *report.statistics]
 
 
 def write_report(out: Path, report: Report, reps: int) -> list[Path]:
     """`report.md`, `summary.csv`, `per_task.csv`, `improvement.csv` and PNG plots in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    summaries = report.summaries
+    summaries, metric = report.summaries, report.metric
     written = [
         _write_csv(
             out / "summary.csv",
@@ -228,12 +283,12 @@ def write_report(out: Path, report: Report, reps: int) -> list[Path]:
                 [s.group.label, s.group.benchmark, len(s.group.runs), m, name, *s.intervals[m][name]]
                 for s in summaries
                 for m in MEASURES
-                for name in stats.AGGREGATES
+                for name in report.statistics
             ],
         ),
         _write_csv(
             out / "per_task.csv",
-            ["group", "benchmark", "task", "final_success_mean", "seeds"],
+            ["group", "benchmark", "task", f"final_{metric}_mean", "seeds"],
             [
                 [s.group.label, s.group.benchmark, task, value, len(s.group.runs)]
                 for s in summaries
@@ -246,20 +301,19 @@ def write_report(out: Path, report: Report, reps: int) -> list[Path]:
             [[i.x, i.y, i.benchmark, *i.interval] for i in report.improvements],
         ),
     ]
-    written += _write_plots(out, summaries, reps)
+    written += _write_plots(out, report, reps)
     (out / "report.md").write_text(_markdown(report))
     return [*written, out / "report.md"]
 
 
 def print_report(console: Console, report: Report) -> None:
     for measure in MEASURES:
-        title = f"{measure.capitalize()} success over seeds (95% stratified bootstrap CI)"
-        console.print(_rich_table(title, SUMMARY_COLUMNS, summary_rows(report.summaries, measure)))
+        title = f"{measure.capitalize()} {report.metric} over seeds (95% stratified bootstrap CI)"
+        console.print(_rich_table(title, summary_columns(report), summary_rows(report.summaries, measure)))
     if report.improvements:
         rows = [[i.x, i.y, i.benchmark, _cell(i.interval)] for i in report.improvements]
-        console.print(
-            _rich_table("Probability of improvement (final)", ["X", "Y", "benchmark", "P(X > Y)"], rows)
-        )
+        title = f"Probability of improvement (final {report.metric})"
+        console.print(_rich_table(title, ["X", "Y", "benchmark", "P(X > Y)"], rows))
     if report.published_rows:
         console.print(_rich_table("Ours beside published", PUBLISHED_COLUMNS, report.published_rows))
     for note in report.notes:
@@ -275,16 +329,16 @@ def _markdown(report: Report) -> str:
             f"from {', '.join(sources)}"
         )
     for measure in MEASURES:
-        lines += ["", f"## {measure.capitalize()} success (95% stratified bootstrap CI)", ""]
-        lines += _md_table(SUMMARY_COLUMNS, summary_rows(report.summaries, measure))
+        lines += ["", f"## {measure.capitalize()} {report.metric} (95% stratified bootstrap CI)", ""]
+        lines += _md_table(summary_columns(report), summary_rows(report.summaries, measure))
     for benchmark in dict.fromkeys(s.group.benchmark for s in report.summaries):
         same = [s.group for s in report.summaries if s.group.benchmark == benchmark]
-        lines += ["", f"## Final success per task, {benchmark} (mean over seeds)", ""]
+        lines += ["", f"## Final {report.metric} per task, {benchmark} (mean over seeds)", ""]
         means = [g.task_means() for g in same]
         rows = [[task, *(f"{m[i]:.3f}" for m in means)] for i, task in enumerate(same[0].task_names)]
         lines += _md_table(["task", *(g.label for g in same)], rows)
     if report.improvements:
-        lines += ["", "## Probability of improvement, final success", ""]
+        lines += ["", f"## Probability of improvement, final {report.metric}", ""]
         rows = [[i.x, i.y, i.benchmark, _cell(i.interval)] for i in report.improvements]
         lines += _md_table(["X", "Y", "benchmark", "P(X > Y)"], rows)
     if report.published_rows:
@@ -295,7 +349,8 @@ def _markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_plots(out: Path, summaries: list[Summary], reps: int) -> list[Path]:
+def _write_plots(out: Path, report: Report, reps: int) -> list[Path]:
+    summaries, metric = report.summaries, report.metric
     written = []
     for benchmark in dict.fromkeys(s.group.benchmark for s in summaries):
         same = [s.group for s in summaries if s.group.benchmark == benchmark]
@@ -305,22 +360,23 @@ def _write_plots(out: Path, summaries: list[Summary], reps: int) -> list[Path]:
             steps = g.common_steps()
             curves[g.label] = (steps, stats.curve_intervals(g.curve_scores(steps), stats.iqm, reps=reps))
         written.append(
-            plots.plot_curves(out / f"curves_{tag}.png", curves, f"{benchmark}: evaluation success")
+            plots.plot_curves(out / f"curves_{tag}.png", curves, f"{benchmark}: evaluation {metric}", metric)
         )
         written.append(
             plots.plot_task_bars(
-                out / f"task_success_{tag}.png",
+                out / f"task_{metric}_{tag}.png",
                 list(same[0].task_names),
                 {g.label: g.task_means() for g in same},
-                f"{benchmark}: final success per task",
+                f"{benchmark}: final {metric} per task",
+                metric,
             )
         )
     for measure in MEASURES:
         intervals = {
-            name: {s.group.label: s.intervals[measure][name] for s in summaries} for name in stats.AGGREGATES
+            name: {s.group.label: s.intervals[measure][name] for s in summaries} for name in report.statistics
         }
         written.append(
-            plots.plot_intervals(out / f"aggregates_{measure}.png", intervals, f"{measure} success")
+            plots.plot_intervals(out / f"aggregates_{measure}.png", intervals, f"{measure} {metric}", metric)
         )
     return written
 

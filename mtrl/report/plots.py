@@ -13,19 +13,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mtrl.report.stats import Interval  # noqa: E402
 
 
-def plot_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> Path:
-    """Success against env steps per task; `curves[label] = (steps [T], [T, 3] point/low/high)`."""
+def plot_curves(
+    path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, metric: str = "success"
+) -> Path:
+    """`metric` against env steps per task; `curves[label] = (steps [T], [T, 3] point/low/high)`."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, (steps, band) in curves.items():
         (line,) = ax.plot(steps, band[:, 0], marker="o", markersize=3, label=label)
         ax.fill_between(steps, band[:, 1], band[:, 2], color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set(xlabel="env steps per task", ylabel="success (IQM, 95% CI)", ylim=(-0.02, 1.02), title=title)
+    ax.set(xlabel="env steps per task", ylabel=f"{metric} (IQM, 95% CI)", title=title)
+    if metric == "success":
+        ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def plot_intervals(path: Path, intervals: dict[str, dict[str, Interval]], title: str) -> Path:
+def plot_intervals(
+    path: Path, intervals: dict[str, dict[str, Interval]], title: str, metric: str = "success"
+) -> Path:
     """One panel per statistic, one horizontal confidence interval per group: `intervals[stat][label]`."""
     stats = list(intervals)
     labels = list(next(iter(intervals.values())))
@@ -37,21 +43,25 @@ def plot_intervals(path: Path, intervals: dict[str, dict[str, Interval]], title:
             point, low, high = intervals[stat][label]
             ax.plot([low, high], [row, row], linewidth=6, alpha=0.5, color=f"C{row}")
             ax.plot([point], [row], marker="|", markersize=14, color="black")
-        ax.set(title=stat, xlabel="success" if stat != "optimality gap" else "1 − success")
+        ax.set(title=stat, xlabel=metric if stat != "optimality gap" else f"1 − {metric}")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(labels)), labels, fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
 
 
-def plot_task_bars(path: Path, task_names: list[str], means: dict[str, np.ndarray], title: str) -> Path:
-    """Grouped bars of each group's mean success per task."""
+def plot_task_bars(
+    path: Path, task_names: list[str], means: dict[str, np.ndarray], title: str, metric: str = "success"
+) -> Path:
+    """Grouped bars of each group's mean `metric` per task."""
     width = 0.8 / max(len(means), 1)
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(task_names) * max(1, len(means) / 2)), 4.5))
     for i, (label, values) in enumerate(means.items()):
         ax.bar(np.arange(len(task_names)) + (i - (len(means) - 1) / 2) * width, values, width, label=label)
     ax.set_xticks(range(len(task_names)), task_names, rotation=60, ha="right", fontsize=8)
-    ax.set(ylabel="success (mean over seeds)", ylim=(0, 1.02), title=title)
+    ax.set(ylabel=f"{metric} (mean over seeds)", title=title)
+    if metric == "success":
+        ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
     return _save(fig, path)
 

@@ -7,6 +7,11 @@ vmapped runs only where `eval/seed<i>/<task>/success` was logged; otherwise a gr
 to each seed's mean over tasks (a one-column score matrix) and say so. Meta-RL runs are read the same way
 from their meta-test evaluation (`meta_test/...`: success on held-out tasks after adaptation), and their
 benchmark is named as the Meta-World paper does ("ML10 meta-test").
+
+What is read is `<protocol>/.../<metric>`: the metric is `success` or the undiscounted `return` (MiniGrid's
+headline number); the protocol is the evaluation that logged it (`PROTOCOLS`), chosen per run from
+`DEFAULT_PROTOCOLS` unless given. Runs of the MOORE authors' protocol are named "<benchmark> (eval_moore)" so
+that they are never compared with runs of another protocol.
 """
 
 from __future__ import annotations
@@ -22,6 +27,17 @@ import numpy as np
 # (vmapped seeds reproduce single-seed runs), where the run lives, the preset label and W&B settings.
 IGNORED_FIELDS = ("seed", "num_seeds", "run_dir", "preset", "wandb.")
 
+METRICS = ("success", "return")
+PROTOCOLS = {
+    "eval": "mtrl's all-goals evaluation (every goal once, or fresh MiniGrid layouts; deterministic actions)",
+    "eval_moore": "the MOORE authors' evaluation (random goals or layouts, actions sampled from the policy)",
+    "meta_test": "meta-RL: held-out tasks after adaptation",
+}
+DEFAULT_PROTOCOLS = {"success": ("eval", "meta_test"), "return": ("eval_moore", "eval", "meta_test")}
+"""Per metric, the protocols tried in turn for a run when none is given: the first the run logged is read.
+Success keeps mtrl's own evaluation; return prefers the MOORE authors', whose mean return is their MiniGrid
+metric (`eval_moore/return`)."""
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class SeedRun:
@@ -34,20 +50,30 @@ class SeedRun:
     task_names: tuple[str, ...]
     steps: np.ndarray
     """`[points]` env steps per task at each evaluation."""
-    success: np.ndarray
-    """`[points]` this seed's success averaged over tasks."""
-    task_success: np.ndarray | None
-    """`[points, tasks]` this seed's success per task, None when the run did not log it per seed."""
-    dir_task_success: np.ndarray
-    """`[points, tasks]` per-task success averaged over all seeds of its run directory."""
-    metric: str = "eval"
-    """Which evaluation was read: "eval" (multi-task) or "meta_test" (held-out, after adaptation)."""
+    score: np.ndarray
+    """`[points]` this seed's metric averaged over tasks."""
+    task_scores: np.ndarray | None
+    """`[points, tasks]` this seed's metric per task, None when the run did not log it per seed."""
+    dir_task_scores: np.ndarray
+    """`[points, tasks]` per-task metric averaged over all seeds of its run directory."""
+    protocol: str = "eval"
+    """Which evaluation was read, a key of `PROTOCOLS`."""
+    metric: str = "success"
+    """What was read: "success" or "return"."""
 
     @property
     def benchmark(self) -> str:
         task = self.config.get("env.task")
         name = self.config["env.name"] + (f" {task}" if task else "")
-        return f"{name} meta-test" if self.metric == "meta_test" else name
+        suffix = {"eval": "", "eval_moore": " (eval_moore)", "meta_test": " meta-test"}[self.protocol]
+        return name + suffix
+
+    @property
+    def success(self) -> np.ndarray:
+        """`score` of a run read for its success."""
+        if self.metric != "success":
+            raise AttributeError(f"{self.name} was read for its {self.metric}, not its success")
+        return self.score
 
     @property
     def name(self) -> str:
@@ -71,9 +97,13 @@ class Group:
         return self.runs[0].task_names
 
     @property
+    def metric(self) -> str:
+        return self.runs[0].metric
+
+    @property
     def per_task_scores(self) -> bool:
-        """Whether every seed logged per-task success (else scores are per-seed means over tasks)."""
-        return all(r.task_success is not None for r in self.runs)
+        """Whether every seed logged its per-task metric (else scores are per-seed means over tasks)."""
+        return all(r.task_scores is not None for r in self.runs)
 
     def scores(self, which: str) -> np.ndarray:
         """`[runs, tasks]` scores at each seed's last ("final") or best-mean ("best") evaluation."""
@@ -81,13 +111,13 @@ class Group:
             raise ValueError(f"unknown score {which!r}; valid: final, best")
         rows = []
         for run in self.runs:
-            point = len(run.steps) - 1 if which == "final" else int(np.argmax(run.success))
-            rows.append(run.task_success[point] if self.per_task_scores else run.success[point : point + 1])
+            point = len(run.steps) - 1 if which == "final" else int(np.argmax(run.score))
+            rows.append(run.task_scores[point] if self.per_task_scores else run.score[point : point + 1])
         return np.array(rows)
 
     def task_means(self) -> np.ndarray:
-        """`[tasks]` final success per task, mean over seeds (exact for vmapped runs too)."""
-        return np.mean([run.dir_task_success[-1] for run in self.runs], axis=0)
+        """`[tasks]` final metric per task, mean over seeds (exact for vmapped runs too)."""
+        return np.mean([run.dir_task_scores[-1] for run in self.runs], axis=0)
 
     def common_steps(self) -> np.ndarray:
         """Evaluation steps every seed of the group reached: the x-axis of its learning curve."""
@@ -101,13 +131,17 @@ class Group:
         per_run = []
         for run in self.runs:
             index = np.searchsorted(run.steps, steps)
-            values = run.task_success[index] if self.per_task_scores else run.success[index][:, None]
+            values = run.task_scores[index] if self.per_task_scores else run.score[index][:, None]
             per_run.append(values)
         return np.stack(per_run, axis=1)
 
 
-def read_run_dir(run_dir: Path) -> list[SeedRun]:
-    """Every seed of one run directory; a one-line ValueError if it is not one or has no evaluation yet."""
+def read_run_dir(run_dir: Path, metric: str = "success", protocol: str | None = None) -> list[SeedRun]:
+    """Every seed's `metric` under `protocol` (default: `DEFAULT_PROTOCOLS`) in one run directory; a one-line
+    ValueError if it is not one, has no evaluation yet or did not log that metric."""
+    check_choice("--metric", metric, METRICS)
+    if protocol is not None:
+        check_choice("--protocol", protocol, PROTOCOLS)
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not run_dir.is_dir() or not config_path.exists():
@@ -118,26 +152,33 @@ def read_run_dir(run_dir: Path) -> list[SeedRun]:
             raise ValueError(
                 f"{config_path} lacks the field {field!r}; is it a config written by mtrl train?"
             )
-    evals, metric = _eval_records(run_dir)
-    task_names = _task_names(run_dir, evals[-1], metric)
+    evals, protocol = _eval_records(run_dir, metric, protocol)
+    task_names = _task_names(run_dir, evals[-1], protocol, metric)
     steps = np.array([r["env/steps_per_task"] for r in evals], np.float64)
     if np.any(np.diff(steps) <= 0):
         raise ValueError(f"{run_dir / 'metrics.jsonl'}: evaluation steps are not increasing")
-    dir_tasks = _columns(evals, [f"{metric}/{t}/success" for t in task_names], run_dir)
+    dir_tasks = _columns(evals, [f"{protocol}/{t}/{metric}" for t in task_names], run_dir)
     num_seeds = int(config["num_seeds"])
     if num_seeds == 1:
-        seeds = [(_columns(evals, [f"{metric}/success"], run_dir)[:, 0], dir_tasks)]
+        seeds = [(_columns(evals, [f"{protocol}/{metric}"], run_dir)[:, 0], dir_tasks)]
     else:
         seeds = []
         for i in range(num_seeds):
-            mean = _columns(evals, [f"{metric}/seed{i}/success"], run_dir)[:, 0]
-            keys = [f"{metric}/seed{i}/{t}/success" for t in task_names]
+            mean = _columns(evals, [f"{protocol}/seed{i}/{metric}"], run_dir)[:, 0]
+            keys = [f"{protocol}/seed{i}/{t}/{metric}" for t in task_names]
             tasks = _columns(evals, keys, run_dir) if all(k in evals[-1] for k in keys) else None
             seeds.append((mean, tasks))
+    first = int(config["seed"])
     return [
-        SeedRun(run_dir, int(config["seed"]) + i, config, task_names, steps, mean, tasks, dir_tasks, metric)
+        SeedRun(run_dir, first + i, config, task_names, steps, mean, tasks, dir_tasks, protocol, metric)
         for i, (mean, tasks) in enumerate(seeds)
     ]
+
+
+def check_choice(option: str, value: str, valid) -> None:
+    """A one-line ValueError naming the valid values unless `value` is one of them."""
+    if value not in valid:
+        raise ValueError(f"unknown {option} {value!r}; valid: {', '.join(valid)}")
 
 
 def group_runs(runs: list[SeedRun], group_by: list[str] | None = None) -> list[Group]:
@@ -175,8 +216,9 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _eval_records(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
-    """The evaluation records and their metric prefix: "eval", or "meta_test" for meta-RL runs."""
+def _eval_records(run_dir: Path, metric: str, protocol: str | None) -> tuple[list[dict[str, Any]], str]:
+    """The evaluation records that logged `<protocol>/<metric>`, and the protocol: the one given, else the
+    first of `DEFAULT_PROTOCOLS[metric]` the run logged."""
     path = run_dir / "metrics.jsonl"
     records = []
     if path.exists():
@@ -185,23 +227,27 @@ def _eval_records(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
                 records.append(json.loads(line))
             except json.JSONDecodeError:  # a line cut short by a crash
                 continue
-    for metric in ("eval", "meta_test"):
-        evals = [r for r in records if f"{metric}/success" in r]
+    candidates = [protocol] if protocol else DEFAULT_PROTOCOLS[metric]
+    for candidate in candidates:
+        evals = [r for r in records if f"{candidate}/{metric}" in r]
         if evals:
-            return evals, metric
-    raise ValueError(f"{run_dir} has no evaluation yet (no eval/success in {path.name})")
+            return evals, candidate
+    if not any(f"{p}/success" in r for r in records for p in PROTOCOLS):
+        raise ValueError(f"{run_dir} has no evaluation yet (no eval/success in {path.name})")
+    wanted = " or ".join(f"{c}/{metric}" for c in candidates)
+    raise ValueError(f"{run_dir} logged no {wanted} in {path.name}; choose another --metric or --protocol")
 
 
-def _task_names(run_dir: Path, last: dict[str, Any], metric: str) -> tuple[str, ...]:
+def _task_names(run_dir: Path, last: dict[str, Any], protocol: str, metric: str) -> tuple[str, ...]:
     """The evaluated tasks: the training spec's for MT runs; meta-test tasks are the held-out ones."""
     spec_path = run_dir / "spec.json"
-    if spec_path.exists() and metric == "eval":
+    if spec_path.exists() and protocol != "meta_test":
         return tuple(json.loads(spec_path.read_text())["task_names"])
-    prefix = f"{metric}/"
+    prefix, suffix = f"{protocol}/", f"/{metric}"
     names = [
-        k[len(prefix) : -len("/success")]
+        k[len(prefix) : -len(suffix)]
         for k in last
-        if k.startswith(prefix) and k.endswith("/success") and k.count("/") == 2
+        if k.startswith(prefix) and k.endswith(suffix) and k.count("/") == 2
     ]
     return tuple(n for n in names if not n.startswith("seed"))
 
