@@ -83,6 +83,13 @@ class Config:
     """Full-batch Adam steps of the critic per fit (mushroom-rl: n_epochs=1, batch_size=0 → 1)."""
     advantage_normalization: str = "per_task"
     """Standardise advantages "per_task" (the authors), over the whole "batch", or "none"."""
+    frozen_experts: bool = False
+    """The expert CNNs get no updates: the authors' transfer runs load a source run's experts and set
+    `requires_grad=False` on them (`load_shared_backbone`); task weights and heads still train."""
+    experts_from: str | None = None
+    """Transfer: the run directory whose final expert CNNs (actor's and critic's) this run starts from; seed
+    s of this run takes seed s of that run, as the authors' run i loads source run i. The app loads them
+    (`mtrl.app.transfer`); the agent only receives them (`with_experts`)."""
 
     def __post_init__(self) -> None:
         for name, value in (("torso", ("moore", "moe", "shared")), ("heads", ("multi", "single"))):
@@ -103,6 +110,9 @@ class Config:
             or self.critic_steps < 0
         ):
             raise ValueError(f"critic_steps must be an integer >= 0, got {self.critic_steps!r}")
+        for name in ("frozen_experts", "experts_from"):
+            if getattr(self, name) not in (False, None) and self.torso == "shared":
+                raise ValueError(f"{name} needs experts: torso 'shared' has none; valid torsos: moore, moe")
         check_positive("clip_eps", self.clip_eps)
         check_positive("entropy_coef", self.entropy_coef, allow_zero=True)
         check_positive("actor_lr", self.actor_lr, allow_zero=True)
@@ -155,13 +165,69 @@ def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:
     return State(
         actor_params=actor_params,
         critic_params=critic_params,
-        actor_opt_state=optax.adam(config.actor_lr).init(actor_params),
-        critic_opt_state=optax.adam(config.critic_lr).init(critic_params),
+        actor_opt_state=make_optimizer(config, config.actor_lr).init(actor_params),
+        critic_opt_state=make_optimizer(config, config.critic_lr).init(critic_params),
         iteration=jnp.zeros((), jnp.int32),
         config=config,
         actor=actor,
         critic=critic,
     )
+
+
+EXPERTS = "experts"
+"""The expert CNNs' subtree in the actor's and critic's `params` (`MiniGridNetwork`)."""
+
+
+def make_optimizer(config: Config, learning_rate: float) -> optax.GradientTransformation:
+    """Adam (betas 0.9, 0.999, as torch's), with zero updates for the expert CNNs when they are frozen."""
+    adam = optax.adam(learning_rate)
+    if not config.frozen_experts:
+        return adam
+
+    def labels(params: PyTree) -> PyTree:
+        return {
+            "params": {
+                name: jax.tree.map(lambda _, n=name: "frozen" if n == EXPERTS else "train", subtree)
+                for name, subtree in params["params"].items()
+            }
+        }
+
+    return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
+
+
+def without_expert_gradients(params: PyTree, config: Config) -> PyTree:
+    """Frozen experts enter the losses through `stop_gradient`: their gradients (most of the backward pass)
+    are never computed, and the optimiser's zero updates keep them fixed."""
+    if not config.frozen_experts:
+        return params
+    return {"params": {**params["params"], EXPERTS: jax.lax.stop_gradient(params["params"][EXPERTS])}}
+
+
+def with_experts(state: State, actor_experts: PyTree, critic_experts: PyTree) -> State:
+    """`state` with its actor's and critic's expert CNNs replaced (transfer), everything else as it was.
+
+    The optimiser states stay valid: they hold per-parameter moments of unchanged shapes (zeros at init)."""
+    for name, params, experts in (
+        ("actor", state.actor_params, actor_experts),
+        ("critic", state.critic_params, critic_experts),
+    ):
+        mine = jax.tree.map(jnp.shape, params["params"].get(EXPERTS))
+        theirs = jax.tree.map(jnp.shape, experts)
+        if mine != theirs:
+            raise ValueError(
+                f"the source {name} experts do not fit this network (shapes {theirs} vs {mine}): "
+                "torso and num_experts must match the source run's"
+            )
+    replace = lambda params, experts: {"params": {**params["params"], EXPERTS: experts}}  # noqa: E731
+    return state.replace(
+        actor_params=replace(state.actor_params, actor_experts),
+        critic_params=replace(state.critic_params, critic_experts),
+    )
+
+
+def experts(state: State) -> tuple[PyTree, PyTree]:
+    """The actor's and critic's expert CNNs (what a transfer run starts from)."""
+    return state.actor_params["params"][EXPERTS], state.critic_params["params"][EXPERTS]
 
 
 def episodes_per_goal(config: Config) -> int:
@@ -233,6 +299,7 @@ class Batch(struct.PyTreeNode):
 def actor_loss(params: PyTree, batch: Batch, *, state: State) -> tuple[jax.Array, pg.PPOAux]:
     """−(L^CLIP + c · mean entropy) of a minibatch: PPO's eq. 7 and 9 for a categorical policy."""
     config = state.config
+    params = without_expert_gradients(params, config)
     log_probs = jax.nn.log_softmax(state.actor.apply(params, batch.obs, batch.task_id))
     log_prob = jnp.take_along_axis(log_probs, batch.action[:, None], axis=-1)[:, 0]
     entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1).mean()
@@ -248,6 +315,7 @@ def actor_loss(params: PyTree, batch: Batch, *, state: State) -> tuple[jax.Array
 
 def critic_loss(params: PyTree, batch: Batch, *, state: State) -> tuple[jax.Array, None]:
     """Mean squared error of V against the λ-return targets (the authors' `F.mse_loss`)."""
+    params = without_expert_gradients(params, state.config)
     return jnp.mean((values(state, batch.obs, batch.task_id, params) - batch.value_target) ** 2), None
 
 
@@ -273,7 +341,7 @@ def make_batch(state: State, traj: onpolicy.Trajectory, num_tasks: int) -> Batch
 
 def fit_critic(state: State, batch: Batch) -> tuple[State, dict[str, jax.Array]]:
     """`critic_steps` full-batch Adam steps on the squared error."""
-    optimizer = optax.adam(state.config.critic_lr)
+    optimizer = make_optimizer(state.config, state.config.critic_lr)
 
     def one(carry, _):
         params, opt_state = carry
@@ -290,7 +358,7 @@ def fit_critic(state: State, batch: Batch) -> tuple[State, dict[str, jax.Array]]
 def fit_actor(state: State, batch: Batch, key: jax.Array) -> tuple[State, dict[str, jax.Array]]:
     """`epochs` passes of clipped-surrogate Adam steps over shuffled minibatches."""
     config = state.config
-    optimizer = optax.adam(config.actor_lr)
+    optimizer = make_optimizer(config, config.actor_lr)
     num_samples = batch.advantage.shape[0]
     size = config.minibatch_per_task * state.actor.num_tasks  # the authors' batch_size * n_contexts
 

@@ -12,7 +12,14 @@ from .toy import TOY_ML, PointMass, PointMassConfig
 
 TOY_ENVS = ("toy", "toy-ml")
 METAWORLD_BENCHMARKS = ("MT1", "MT10", "MT25", "MT50", "ML1", "ML10", "ML25", "ML45")
-MINIGRID_BENCHMARKS = ("MiniGrid-MT1", "MiniGrid-MT3", "MiniGrid-MT5", "MiniGrid-MT7")
+MINIGRID_BENCHMARKS = (
+    "MiniGrid-MT1",
+    "MiniGrid-MT3",
+    "MiniGrid-MT5",
+    "MiniGrid-MT7",
+    "MiniGrid-TL3-5",
+    "MiniGrid-TL5-7",
+)
 ENV_NAMES = TOY_ENVS + METAWORLD_BENCHMARKS + MINIGRID_BENCHMARKS
 BACKENDS = {
     "toy": ("jax",),

@@ -91,6 +91,12 @@ def train_state_template(env: Env, agent: EpisodicAgent, keys: jax.Array) -> Epi
     return jax.eval_shape(jax.vmap(init) if keys.ndim else init, keys)
 
 
+def initial_state(env: Env, agent: EpisodicAgent, keys: jax.Array) -> EpisodicState:
+    """The train state `train` starts from when not given one: one per key of a 1-D `keys`."""
+    init = functools.partial(_init, env, agent)
+    return jax.jit(jax.vmap(init) if keys.ndim else init)(keys)
+
+
 def _iteration(env: Env, agent: EpisodicAgent, agent_state: PyTree, iterations: jax.Array, key: jax.Array):
     """One training iteration of the agent with the key of iteration `iterations` of the run key `key`."""
     train_key = jax.random.split(key, 3)[1]

@@ -80,6 +80,7 @@ def test_mt7_trains_two_vmapped_seeds_on_the_port_and_evaluates_in_faramas_envs(
     assert "seed1" in " ".join(evaluated)  # both seeds scored, one after the other
 
 
+@pytest.mark.slow  # CI covers the farama backend by the evaluation above; training on it is the same loop
 def test_mt7_trains_on_faramas_envs(tmp_path, capsys):
     run_dir = tmp_path / "farama"
     flags = [*TINY, "--env.backend", "farama", "--loop.moore-eval-episodes", "0"]  # one protocol: one compile

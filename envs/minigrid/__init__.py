@@ -7,6 +7,8 @@ order fixes the task ids, hence the one-hot and the heads):
 - MiniGrid-MT5: DoorKey-6x6, LavaGapS7, RedBlueDoors-6x6, DistShift1, MemoryS11
 - MiniGrid-MT7: DoorKey-6x6, DistShift1, RedBlueDoors-6x6, LavaGapS7, MemoryS11, SimpleCrossingS9N2,
   MultiRoom-N2-S4
+- MiniGrid-TL3-5, MiniGrid-TL5-7: the transfer targets, only the tasks MT5 adds to MT3 (DoorKey-6x6,
+  DistShift1) and MT7 to MT5 (SimpleCrossingS9N2, MultiRoom-N2-S4) (`MT_EXP` of run_minigrid_ppo_tl.py)
 - MiniGrid-MT1: one of the seven, chosen with `task=` (e.g. "LavaGapS7").
 
 Backends: "jax" (the port, `env.MiniGrid`) and "farama" (Farama minigrid's envs stepped on the host through
@@ -42,6 +44,8 @@ BENCHMARKS = {
         "SimpleCrossingS9N2",
         "MultiRoom-N2-S4",
     ),
+    "MiniGrid-TL3-5": ("DoorKey-6x6", "DistShift1"),
+    "MiniGrid-TL5-7": ("SimpleCrossingS9N2", "MultiRoom-N2-S4"),
 }
 NAMES = (*BENCHMARKS, "MiniGrid-MT1")
 BACKENDS = ("jax", "farama")

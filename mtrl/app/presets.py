@@ -391,6 +391,31 @@ def minigrid(task_set: str, method: str) -> TrainConfig:
     )
 
 
+MINIGRID_TRANSFER = {"TL3-5": ("MT3", 2), "TL5-7": ("MT5", 3)}
+"""Transfer setting → (source task set, experts) of the authors' run/minigrid/transfer/*.sh."""
+
+
+def minigrid_transfer(setting: str, method: str, from_source: bool = True) -> TrainConfig:
+    """`method` ("moore" or "moe") on the tasks that `setting` adds (TL3-5: DoorKey-6x6 and DistShift1;
+    TL5-7: SimpleCrossingS9N2 and MultiRoom-N2-S4), as the MOORE authors ran transfer: the expert CNNs of a
+    finished source run (`minigrid-mt3-<method>` for TL3-5, `-mt5-` for TL5-7), given with
+    `--agent.experts-from RUN_DIR`, frozen; fresh task weights and heads. `from_source=False` is their
+    "noinit" control: the same networks trained from scratch, everything trainable."""
+    if setting not in MINIGRID_TRANSFER:
+        raise ValueError(f"unknown MiniGrid transfer {setting!r}; valid: {', '.join(MINIGRID_TRANSFER)}")
+    if method not in ("moore", "moe"):
+        raise ValueError(f"unknown MiniGrid transfer method {method!r}; valid: moore, moe")
+    suffix = "" if from_source else "-noinit"
+    return TrainConfig(
+        preset=f"minigrid-{setting.lower()}-{method}{suffix}",
+        env=EnvConfig(name=f"MiniGrid-{setting}", backend="jax"),
+        agent=moore_ppo.Config(
+            torso=method, num_experts=MINIGRID_TRANSFER[setting][1], frozen_experts=from_source
+        ),
+        loop=MINIGRID_LOOP,
+    )
+
+
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "quickstart": quickstart,
     "mt10-moore": mt10_moore,
@@ -416,6 +441,14 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
         f"minigrid-{task_set.lower()}-{method}": functools.partial(minigrid, task_set, method)
         for task_set in MINIGRID_EXPERTS
         for method in MINIGRID_TORSOS
+    },
+    **{
+        f"minigrid-{setting.lower()}-{method}{suffix}": functools.partial(
+            minigrid_transfer, setting, method, not suffix
+        )
+        for setting in MINIGRID_TRANSFER
+        for method in ("moore", "moe")
+        for suffix in ("", "-noinit")
     },
 }
 

@@ -45,6 +45,7 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     console = console or Console()
     train_env, eval_env = wiring.make_envs(config)
     _check_memory(config, train_env.spec)
+    start = _transfer_start(config, train_env)  # reads the source run before anything is written
     run_dir = create_run_dir(config)
     config = dataclasses.replace(config, run_dir=run_dir)
     _write_json(run_dir / "config.json", to_json(config))
@@ -52,7 +53,21 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     _write_json(run_dir / "versions.json", package_versions())
     console.print(f"run directory: {run_dir}")
     with exclusive(run_dir), task_encoders.cached_in_run(run_dir):  # embeddings travel with the run
-        return _run(config, run_dir, train_env, eval_env, console)
+        return _run(config, run_dir, train_env, eval_env, console, start=start)
+
+
+def _transfer_start(config: TrainConfig, train_env) -> training.Start | None:
+    """A transfer run (`--agent.experts-from RUN_DIR`) starts from its initial state with the source run's
+    expert CNNs in place; every other run starts from `init`."""
+    if getattr(config.agent, "experts_from", None) is None:
+        return None
+    from mtrl.agents import moore_ppo
+    from mtrl.app import transfer
+
+    actor, critic = transfer.source_experts(config)
+    state = episodic_training.initial_state(train_env, wiring.make_agent(config), seed_keys(config))
+    with_experts = jax.vmap(moore_ppo.with_experts) if config.num_seeds > 1 else moore_ppo.with_experts
+    return training.Start(state.replace(agent=with_experts(state.agent, actor, critic)), 0)
 
 
 def resume(run_dir: Path, config: TrainConfig | None = None, console: Console | None = None) -> RunResult:

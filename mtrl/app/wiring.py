@@ -186,6 +186,11 @@ def check_compatible(config: TrainConfig) -> None:
     if config.env.envs_per_task < 1:
         raise ValueError(f"env.envs_per_task must be >= 1, got {config.env.envs_per_task}")
     check_loop_config(config.loop, config.env.envs_per_task)
+    if getattr(config.agent, "frozen_experts", False) and config.agent.experts_from is None:
+        raise ValueError(
+            "agent.frozen_experts freezes the expert CNNs, so they must come from a source run: give "
+            "--agent.experts-from RUN_DIR (or --agent.no-frozen-experts to train them from scratch)"
+        )
     check_protocol = getattr(get_agent(config.agent_name), "check_meta_protocol", None)
     if check_protocol is not None:  # RL²: meta-test must stay within the trial length it trained on
         check_protocol(config.agent, config.loop.meta_adaptation_episodes)
