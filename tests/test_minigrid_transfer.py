@@ -1,5 +1,5 @@
-"""Transfer between MiniGrid task sets as the MOORE authors ran it: a TL run starts from the source run's expert
-CNNs (seed s from seed s), keeps them frozen, and trains fresh task weights and heads on the new tasks."""
+"""Transfer between MiniGrid task sets as the MOORE authors ran it: a TL run starts from the source run's
+expert CNNs (seed s from seed s), keeps them frozen, and trains fresh task weights and heads on the new tasks."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def test_a_transfer_run_starts_from_the_source_seeds_experts(tmp_path, capsys):
     heads = target_state.actor_params["params"]["heads"]
     assert jnp.asarray(jax.tree.leaves(heads)[0]).shape[0] == 2  # two seeds, fresh heads for 2 tasks
 
-    # a seed the source did not train, and a source with other experts, are one-line errors; nothing is created
+    # a seed the source did not train, a source with other experts: one-line errors, nothing is created
     capsys.readouterr()
     assert main([*tl, "--seed", "9", "--run-dir", str(tmp_path / "bad-seed")]) == 2
     assert "have no source" in capsys.readouterr().err
