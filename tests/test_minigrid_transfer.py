@@ -1,5 +1,6 @@
 """Transfer between MiniGrid task sets as the MOORE authors ran it: a TL run starts from the source run's
-expert CNNs (seed s from seed s), keeps them frozen, and trains fresh task weights and heads on the new tasks."""
+expert CNNs (seed s from seed s), keeps them frozen, and trains fresh task weights and heads on the new
+tasks."""
 
 from __future__ import annotations
 
