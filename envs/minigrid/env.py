@@ -58,7 +58,7 @@ class MiniGrid:
 
     def generate(self, key: jax.Array) -> WorldState:
         """Fresh episodes for every env: each task's generator, vmapped over that task's envs."""
-        keys = jax.random.split(key, len(self.tasks) * self.spec.envs_per_task).reshape(len(self.tasks), -1)
+        keys = jax.random.split(key, (len(self.tasks), self.spec.envs_per_task))
         layouts = [
             jax.vmap(lambda k, t=task: t.generate(k, self.width, self.height))(task_keys)
             for task, task_keys in zip(self.tasks, keys, strict=True)
