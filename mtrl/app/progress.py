@@ -47,7 +47,10 @@ class TrainingProgress:
             fields["speed"] = f"{metrics['env/steps_per_second']:,.0f}"
         if "eval/success" in metrics:
             fields["success"] = f"{metrics['eval/success']:.2f}"
-            self.console.log(f"eval at {step:,} steps: mean success {metrics['eval/success']:.3f}")
+            line = f"eval at {step:,} steps: mean success {metrics['eval/success']:.3f}"
+            if "eval_moore/return" in metrics:  # MiniGrid: the MOORE authors' metric
+                line += f", MOORE-protocol return {metrics['eval_moore/return']:.3f}"
+            self.console.log(line)
         self._progress.update(self._task, completed=step, **fields)
 
 
