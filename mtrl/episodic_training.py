@@ -239,6 +239,9 @@ def train(
     schedule = Schedule.of(config, hooks, spec, steps_per_iteration, iterations, first)
 
     eval_metrics: dict[str, float] = {}
+    if config.eval_before_training and start is None:
+        with schedule.untimed():
+            schedule.log_evaluation(0, evaluator.periodic(state.agent, _fold_in(eval_keys, 0)))
     for i in range(first, iterations + 1):
         state, metrics = iterate(state, keys)
         check_finite(jax.device_get(metrics), schedule.total_steps(i))

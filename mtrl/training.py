@@ -53,6 +53,9 @@ class LoopConfig:
     """Parallel eval envs per task; every goal is still visited once."""
     eval_goals_per_task: int = 50
     """Goals per task visited by periodic evaluations (the final one always visits all)."""
+    eval_before_training: bool = False
+    """Also evaluate the untrained agent, logged at step 0 (the MOORE authors' MiniGrid runs do: their curves
+    start at epoch 0). Not repeated when a run resumes."""
     moore_eval_episodes: int = 0
     """Also evaluate by the MOORE authors' protocol at every evaluation: this many episodes per task, goals
     drawn at random, actions sampled from the policy (metrics `eval_moore/…`; MOORE presets: 10, MiniGrid
@@ -329,8 +332,23 @@ def train(
     warmup_iterations = -(-config.warmup_steps_per_task // steps_per_iteration)
     schedule = Schedule.of(config, hooks, spec, steps_per_iteration, iterations, first)
 
+    def run_evaluation(i: int) -> dict[str, float]:
+        with schedule.untimed():
+            evaluate = programs.final_evaluate if i == iterations else programs.evaluate
+            flags = evaluate(state.agent, _fold_in(keys, i))
+            metrics = evaluation.eval_metrics(eval_env.spec, np.asarray(flags))
+            if programs.moore_evaluate is not None:
+                flags = programs.moore_evaluate(state.agent, _fold_in(_fold_in(keys, i), 1))
+                metrics |= evaluation.eval_metrics(
+                    moore_eval_env.spec, np.asarray(flags), prefix="eval_moore"
+                )
+            schedule.log_evaluation(i, metrics)
+        return metrics
+
     update_metrics: dict[str, Any] = {}
     eval_metrics: dict[str, float] = {}
+    if config.eval_before_training and start is None:
+        run_evaluation(0)
     for i in range(first, iterations + 1):
         if i <= warmup_iterations:
             state = programs.warmup(state)
@@ -342,17 +360,7 @@ def train(
             schedule.log_training(i, _train_metrics(state, update_metrics, spec))
             state = state.replace(stats=state.stats.clear_totals())
         if schedule.evaluates(i):
-            with schedule.untimed():
-                evaluate = programs.final_evaluate if i == iterations else programs.evaluate
-                flags = evaluate(state.agent, _fold_in(keys, i))
-                eval_metrics = evaluation.eval_metrics(eval_env.spec, np.asarray(flags))
-                if programs.moore_evaluate is not None:
-                    flags = programs.moore_evaluate(state.agent, _fold_in(_fold_in(keys, i), 1))
-                    moore_spec = moore_eval_env.spec
-                    eval_metrics |= evaluation.eval_metrics(
-                        moore_spec, np.asarray(flags), prefix="eval_moore"
-                    )
-                schedule.log_evaluation(i, eval_metrics)
+            eval_metrics = run_evaluation(i)
         schedule.end_iteration(i, state)
     return state, eval_metrics
 

@@ -71,6 +71,7 @@ def test_mt7_trains_two_vmapped_seeds_on_the_port_and_evaluates_in_faramas_envs(
             assert f"{prefix}/seed1/{task}/return" in final
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any(line.get("train/episodes", 0) > 0 for line in lines)
+    assert lines[0]["step"] == 0 and "eval_moore/return" in lines[0]  # the untrained agent, as logged by them
 
     assert main(["evaluate", str(run_dir), "--backend", "farama"]) == 0
     [report] = run_dir.glob("evaluation-*.json")

@@ -182,3 +182,32 @@ def test_vmapped_evaluation_reports_every_seed_and_task():
     assert metrics["eval/seed0/a/success"] == 1.0 and metrics["eval/seed0/b/success"] == 0.0
     assert metrics["eval/seed1/a/success"] == 0.0 and metrics["eval/seed1/b/success"] == 0.5
     assert metrics["eval/a/success"] == 0.5 and metrics["eval/success"] == 0.375
+
+
+def test_evaluation_before_training_scores_the_untrained_agent_at_step_0():
+    """`eval_before_training` logs the untrained agent's evaluation at step 0, and it equals evaluating the
+    freshly initialised state directly; without it the first evaluation comes after training."""
+    loop = dataclasses.replace(SHORT, steps_per_task=50, warmup_steps_per_task=25, eval_before_training=True)
+    config = toy_config(mt_sac.Config(hidden_sizes=(16, 16)), loop)
+    _, _, logged = run_loop(config, jax.random.key(5))
+    evaluations = [(step, m) for step, m in logged if "eval/success" in m]
+    assert [step for step, _ in evaluations][0] == 0 and len(evaluations) == 2
+    train_env, eval_env = wiring.make_envs(config)
+    agent = wiring.make_agent(config)
+    untrained = rollout.init_train_state(
+        train_env, agent, jax.random.key(5), replay_capacity=loop.replay_per_task
+    )
+    episodes = evaluation.episodes_per_env(eval_env.spec, loop.eval_goals_per_task)
+    flags = evaluation.run_episodes(
+        eval_env, agent, untrained.agent, training._fold_in(jax.random.key(5), 0), episodes
+    )
+    assert (
+        evaluations[0][1]["eval/success"]
+        == evaluation.eval_metrics(eval_env.spec, np.asarray(flags))["eval/success"]
+    )
+    plain = toy_config(
+        mt_sac.Config(hidden_sizes=(16, 16)), dataclasses.replace(loop, eval_before_training=False)
+    )
+    assert [step for step, m in run_loop(plain, jax.random.key(5))[2] if "eval/success" in m] == [
+        evaluations[1][0]
+    ]

@@ -360,11 +360,13 @@ MINIGRID_LOOP = LoopConfig(
     eval_envs_per_task=16,
     eval_goals_per_task=16,
     moore_eval_episodes=16,
+    eval_before_training=True,
     log_every_steps_per_task=2_000,
     checkpoint_every_steps_per_task=20_000,
 )
 """The MOORE authors' MiniGrid schedule (run/minigrid/multi_task/*.sh): 100 epochs of 2,000 steps per task,
-one PPO fit per epoch, an evaluation after every epoch of 16 episodes per task with sampled actions (their
+one PPO fit per epoch, an evaluation before training and after every epoch of 16 episodes per task with
+sampled actions (their
 metric: the mean undiscounted return, `eval_moore/return`; mtrl's greedy evaluation beside it)."""
 
 MINIGRID_EXPERTS = {"MT3": 2, "MT5": 3, "MT7": 4}
