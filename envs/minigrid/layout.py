@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 # minigrid.core.constants: OBJECT_TO_IDX, COLOR_TO_IDX, STATE_TO_IDX
@@ -155,3 +156,17 @@ class Task:
     """minigrid's `see_through_walls` (DistShift: True): no occlusion in the observation."""
     pickup_is_toggle: bool = False
     """MemoryEnv turns `pickup` into `toggle`."""
+
+
+def farama_layout(env, canvas_width: int, canvas_height: int, **rule_positions) -> Layout:
+    """A Farama env's world (`grid.encode()`, which writes `None` as EMPTY) in the top-left of a wall
+    canvas, with its agent; `rule_positions` are passed to `Layout` as they are."""
+    world = np.asarray(env.grid.encode(), np.int32)
+    grid = canvas(canvas_width, canvas_height, env.width, env.height)
+    grid = grid.at[: env.width, : env.height].set(jnp.asarray(world))
+    return Layout(
+        grid=grid,
+        agent_pos=jnp.asarray(np.asarray(env.agent_pos), jnp.int32),
+        agent_dir=jnp.asarray(int(env.agent_dir), jnp.int32),
+        **{name: jnp.asarray(pos, jnp.int32) for name, pos in rule_positions.items()},
+    )

@@ -10,8 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..layout import GOAL_CELL, LAVA_CELL, Layout, Task, canvas, put, wall_rect
-from .lavagap import farama_layout
+from ..layout import GOAL_CELL, LAVA_CELL, Layout, Task, canvas, farama_layout, put, wall_rect
 
 WIDTH, HEIGHT = 9, 7
 STRIP2_ROW = 2

@@ -24,12 +24,12 @@ from ..layout import (
     Layout,
     Task,
     canvas,
+    farama_layout,
     put,
     rand_int,
     sample_free_cell,
     wall_rect,
 )
-from .lavagap import farama_layout
 
 SIZE = 6
 DOOR_CELL = (DOOR, YELLOW, LOCKED)

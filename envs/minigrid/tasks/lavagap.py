@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ..layout import EMPTY, GOAL_CELL, LAVA_CELL, Layout, Task, canvas, put, rand_int, wall_rect
+from ..layout import (
+    EMPTY,
+    GOAL_CELL,
+    LAVA_CELL,
+    Layout,
+    Task,
+    canvas,
+    farama_layout,
+    put,
+    rand_int,
+    wall_rect,
+)
 
 SIZE = 7
 
@@ -36,20 +46,6 @@ def generate(key: jax.Array, canvas_width: int, canvas_height: int) -> Layout:
 def from_farama(env, canvas_width: int, canvas_height: int) -> Layout:
     """The layout of a reset Farama env (`env.unwrapped`), for parity tests; LavaGap has no rule positions."""
     return farama_layout(env, canvas_width, canvas_height)
-
-
-def farama_layout(env, canvas_width: int, canvas_height: int, **rule_positions) -> Layout:
-    """A Farama env's world (`grid.encode()`, which writes `None` as EMPTY) in the top-left of a wall
-    canvas, with its agent; `rule_positions` are passed to `Layout` as they are."""
-    world = np.asarray(env.grid.encode(), np.int32)
-    grid = canvas(canvas_width, canvas_height, env.width, env.height)
-    grid = grid.at[: env.width, : env.height].set(jnp.asarray(world))
-    return Layout(
-        grid=grid,
-        agent_pos=jnp.asarray(np.asarray(env.agent_pos), jnp.int32),
-        agent_dir=jnp.asarray(int(env.agent_dir), jnp.int32),
-        **{name: jnp.asarray(pos, jnp.int32) for name, pos in rule_positions.items()},
-    )
 
 
 TASK = Task(

@@ -23,13 +23,13 @@ from ..layout import (
     Layout,
     Task,
     canvas,
+    farama_layout,
     horz_wall,
     put,
     rand_int,
     vert_wall,
     wall_rect,
 )
-from .lavagap import farama_layout
 
 SIZE = 11
 MID = SIZE // 2

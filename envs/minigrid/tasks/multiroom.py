@@ -45,8 +45,8 @@ from ..layout import (
     Layout,
     Task,
     canvas,
+    farama_layout,
 )
-from .lavagap import farama_layout
 
 WIDTH = HEIGHT = 25
 ROOM_SIZE = 4

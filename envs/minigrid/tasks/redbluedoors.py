@@ -21,12 +21,12 @@ from ..layout import (
     Layout,
     Task,
     canvas,
+    farama_layout,
     put,
     rand_int,
     sample_free_cell,
     wall_rect,
 )
-from .lavagap import farama_layout
 
 SIZE = 6
 WIDTH, HEIGHT = 2 * SIZE, SIZE
