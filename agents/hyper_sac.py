@@ -29,10 +29,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from mtrl.types import EnvSpec
+from mtrl.types import AgentTraits, EnvSpec
 
 from . import sac, task_encoders
 from .sac import SACConfig, SACNetworks, SACState
+
+TRAITS = AgentTraits(loop="replay")
+"""What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 State = SACState
 

@@ -48,7 +48,7 @@ from jaxtyping import Array, Bool, Float
 
 from mtrl.gradients import gradient_step
 from mtrl.onpolicy import RolloutState, Trajectory, discounted_returns, normalize, rollout
-from mtrl.types import Env, EnvSpec, PyTree, TimeStep, Transition
+from mtrl.types import AgentTraits, Env, EnvSpec, PyTree, TimeStep, Transition
 
 from .policy_gradient import (
     GaussianPolicy,
@@ -63,6 +63,9 @@ from .policy_gradient import (
     sample_gaussian,
     trpo_step,
 )
+
+TRAITS = AgentTraits(loop="episodic", meta=True)
+"""What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 OUTERS = ("trpo", "ppo")
 ACTIVATIONS = ("tanh", "relu")
@@ -234,6 +237,11 @@ def episodes_per_goal(config: Config) -> int:
 
 def vector_steps_per_iteration(spec: EnvSpec, config: Config) -> int:
     return episodes_per_goal(config) * spec.episode_length
+
+
+def check_meta_protocol(config: Config, adaptation_episodes: int) -> None:
+    """Any meta-test length works: `adapt` takes its inner steps on however many episodes it is given."""
+    del config, adaptation_episodes
 
 
 # --- inner loop (eq. 1 with the REINFORCE loss of eq. 4) ------------------------------------------------

@@ -13,10 +13,13 @@ import jax
 from jaxtyping import Array, Float, Int
 
 from mtrl.networks import MLP, MultiHeadDense
-from mtrl.types import EnvSpec
+from mtrl.types import AgentTraits, EnvSpec
 
 from . import sac
 from .sac import SACConfig, SACNetworks, SACState
+
+TRAITS = AgentTraits(loop="replay")
+"""What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 State = SACState
 

@@ -35,12 +35,15 @@ from jaxtyping import Array, Float, Int
 
 from mtrl import onpolicy
 from mtrl.gradients import gradient_step
-from mtrl.types import Env, EnvSpec, PyTree
+from mtrl.types import AgentTraits, Env, EnvSpec, PyTree
 
 from . import policy_gradient as pg
 from .gradient_methods.core import check_positive
 from .minigrid_networks import MiniGridNetwork
 from .mt_ppo import epoch_minibatches
+
+TRAITS = AgentTraits(loop="episodic", discrete_actions=True, expert_transfer=True)
+"""What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 ADVANTAGE_NORMALIZATION = ("per_task", "batch", "none")
 

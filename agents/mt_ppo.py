@@ -55,12 +55,15 @@ from jaxtyping import Array, Float, Int
 
 from mtrl import onpolicy
 from mtrl.gradients import gradient_step
-from mtrl.types import Env, EnvSpec, PyTree
+from mtrl.types import AgentTraits, Env, EnvSpec, PyTree
 
 from . import gaussian_baseline
 from . import policy_gradient as pg
 from .gaussian_baseline import BaselineFit, Normalizer
 from .gradient_methods.core import check_positive
+
+TRAITS = AgentTraits(loop="episodic")
+"""What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 MINIBATCH_UNITS = ("episode", "sample")
 VALUE_FITS = ("penalty_lbfgs", "adam")

@@ -32,11 +32,14 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float, Int
 
-from mtrl.types import EnvSpec, PyTree
+from mtrl.types import AgentTraits, EnvSpec, PyTree
 
 from . import sac
 from .sac import SACConfig, SACNetworks, SACState
 from .sac.agent import TaskWeighting
+
+TRAITS = AgentTraits(loop="replay")
+"""What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 State = SACState
 

@@ -70,11 +70,13 @@ from flax import struct
 from jaxtyping import Array, Bool, Float, Int
 
 from mtrl.gradients import gradient_step
-from mtrl.meta_evaluation import goal_schedule
 from mtrl.onpolicy import discounted_returns, gae, normalize
-from mtrl.types import Env, EnvSpec, PyTree, TimeStep, Transition
+from mtrl.types import AgentTraits, Env, EnvSpec, PyTree, TimeStep, Transition
 
 from . import policy_gradient as pg
+
+TRAITS = AgentTraits(loop="episodic", meta=True)
+"""What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 REWARD_NORM_EPS = 1e-8
 """garage's NormalizedEnv divides by σ + 1e-8 (normalized_env.py:164)."""
@@ -418,8 +420,8 @@ def train_iteration(env: Env, state: State, key: jax.Array) -> tuple[State, dict
     """Collect one trial per env, fit the baseline, then `epochs` PPO passes over whole-trial minibatches;
     the reward moments run on in the returned state."""
     config, spec = state.config, env.spec
-    _, per_goal = goal_schedule(env)
-    if per_goal is not None and per_goal != config.episodes_per_trial:
+    per_goal = env.schedule.episodes_per_goal
+    if per_goal != config.episodes_per_trial:
         raise ValueError(
             f"the training env keeps a goal for {per_goal} episodes; RL² needs episodes_per_goal = "
             f"episodes_per_trial = {config.episodes_per_trial}"

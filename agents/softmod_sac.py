@@ -33,12 +33,15 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from mtrl.networks import MLP
-from mtrl.types import EnvSpec
+from mtrl.types import AgentTraits, EnvSpec
 
 from . import sac
 from .gradient_methods.core import entropy
 from .sac import SACConfig, SACNetworks, SACState
 from .sac.agent import TaskWeighting
+
+TRAITS = AgentTraits(loop="replay")
+"""What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 State = SACState
 

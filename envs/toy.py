@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mtrl.types import EnvSpec, TimeStep
+from mtrl.types import EnvSpec, GoalSchedule, TimeStep
 
 from .goals import check_episodes_per_goal, goals_after_step, next_goal_indices
 
@@ -77,8 +77,7 @@ class PointMass:
         if split not in splits:
             raise ValueError(f"unknown split {split!r} for the toy env; valid: {', '.join(splits)}")
         self.config = config
-        self.goal_sampling = goal_sampling
-        self.episodes_per_goal = episodes_per_goal
+        self.schedule = GoalSchedule(goal_sampling, episodes_per_goal)
         self.spec = EnvSpec(
             name="toy-ml" if config.hidden_goals else "toy",
             obs_size=2 if config.hidden_goals else 2 + config.num_tasks,
@@ -126,14 +125,14 @@ class PointMass:
         episodes = state.episodes + truncated
         spec = self.spec
         goal_index = goals_after_step(
-            self.goal_sampling,
+            self.schedule.sampling,
             goal_key,
             episodes,
             truncated,
             state.goal_index,
             spec.envs_per_task,
             spec.goals_per_task,
-            self.episodes_per_goal,
+            self.schedule.episodes_per_goal,
         )
         state = PointMassState(
             pos=jnp.where(truncated[:, None], 0.0, pos),
@@ -147,10 +146,22 @@ class PointMass:
         stable = jnp.zeros_like(terminated)
         return state, TimeStep(obs, reward, terminated, truncated, success, self.task_id, final_obs, stable)
 
+    def host_state(self) -> None:
+        """Nothing lives outside the JAX state: a checkpoint of it resumes the env exactly."""
+        return None
+
+    def restore_host_state(self, state, saved: dict) -> None:
+        del state, saved  # nothing to restore (`host_state` is None)
+
     def _next_goals(self, key: jax.Array, episodes: jax.Array) -> jax.Array:
         spec = self.spec
         return next_goal_indices(
-            self.goal_sampling, key, episodes, spec.envs_per_task, spec.goals_per_task, self.episodes_per_goal
+            self.schedule.sampling,
+            key,
+            episodes,
+            spec.envs_per_task,
+            spec.goals_per_task,
+            self.schedule.episodes_per_goal,
         )
 
     def _observe(self, pos: jax.Array) -> jax.Array:

@@ -151,8 +151,7 @@ def make_evaluator(
                 deterministic=deterministic,
             )
             if seeds:  # host-stepped envs (io_callback) cannot vmap: one seed after another
-                vmappable = getattr(env, "vmappable", False)
-                play = jax.vmap(play) if vmappable else _map_seeds(play)
+                play = jax.vmap(play) if env.vmappable else _map_seeds(play)
             play = jax.jit(play)
 
             def evaluate(state, key):
@@ -219,7 +218,7 @@ def train(
     spec = env.spec
     check_loop_config(config, spec.envs_per_task)
     num_seeds = keys.shape[0] if keys.ndim else 1
-    if num_seeds > 1 and not getattr(env, "vmappable", False):
+    if num_seeds > 1 and not env.vmappable:
         raise ValueError(
             f"num_seeds={num_seeds} needs a pure-JAX env backend; {spec.name} steps on the host "
             "(run one seed per process instead)"

@@ -127,7 +127,7 @@ def make_meta_evaluator(
     spec = env.spec
     goals = spec.goals_per_task if goals is None else goals
     rounds = check_meta_env(spec, goals, adaptation_episodes, scored_episodes)
-    sampling, per_goal = goal_schedule(env)
+    sampling, per_goal = env.schedule
     if sampling != "sequential" or per_goal != adaptation_episodes + scored_episodes:
         raise ValueError(
             "meta evaluation needs an env built with goal_sampling='sequential' and episodes_per_goal="
@@ -151,12 +151,6 @@ def _round_goals(spec: EnvSpec, r: jax.Array) -> jax.Array:
     """Goal of every env in round r under sequential sampling: slot j plays goal j + r*E."""
     slot = jnp.arange(spec.num_envs, dtype=jnp.int32) % spec.envs_per_task
     return (slot + r * spec.envs_per_task) % spec.goals_per_task
-
-
-def goal_schedule(env: Env) -> tuple[str | None, int | None]:
-    """(goal_sampling, episodes_per_goal) of a toy or Meta-World env."""
-    owner = getattr(env, "bookkeeping", env)
-    return getattr(owner, "goal_sampling", None), getattr(owner, "episodes_per_goal", None)
 
 
 def _run(env, agent, agent_state, key, *, rounds, adapt_n, score_m):

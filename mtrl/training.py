@@ -145,7 +145,7 @@ def make_programs(
     moore_eval_env: Env | None = None,
 ) -> Programs:
     """Bind env, agent and config into jitted functions of the train state."""
-    if num_seeds > 1 and not getattr(env, "vmappable", False):
+    if num_seeds > 1 and not env.vmappable:
         raise ValueError(
             f"num_seeds={num_seeds} needs a pure-JAX env backend; {env.spec.name} steps on the host "
             "(run one seed per process instead)"

@@ -7,7 +7,8 @@ with a leading batch axis (`TimeStep`, `Transition`). Envs and agents only meet 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple, Protocol
 
 import jax
 from flax import struct
@@ -96,20 +97,65 @@ class Transition:
     task_id: Int[Array, " batch"]
 
 
+class GoalSchedule(NamedTuple):
+    """Which goal each env plays at each reset (`envs.goals`)."""
+
+    sampling: Literal["random", "sequential"]
+    """"random": a uniform goal at every draw (training); "sequential": env j plays goals j, j+E, j+2E, ...
+    (evaluation covers every goal once)."""
+    episodes_per_goal: int
+    """Consecutive episodes on one goal before the next draw (meta-RL: adaptation + scored episodes)."""
+
+
 class Env(Protocol):
-    """A functional batched env; `reset` and `step` are traceable by `jax.jit` and `lax.scan`."""
+    """A functional batched env; `reset` and `step` are traceable by `jax.jit` and `lax.scan`.
+
+    Every env declares what the loops would otherwise have to guess: whether whole runs can be vmapped over
+    seeds, its goal schedule, and what it keeps outside the JAX state (host-side simulators) for checkpoints.
+    """
 
     spec: EnvSpec
+    vmappable: bool
+    """Pure JAX (toy, MiniGrid port): a training run can be `jax.vmap`-ed over seeds. Envs that call the host
+    (`io_callback`) cannot."""
+    schedule: GoalSchedule
 
     def reset(self, key: jax.Array) -> tuple[PyTree, TimeStep]: ...
 
     def step(self, state: PyTree, action: Float[Array, "envs act"]) -> tuple[PyTree, TimeStep]: ...
+
+    def host_state(self) -> dict | None:
+        """What the env keeps outside its JAX state, to store in a checkpoint; None when nothing is."""
+        ...
+
+    def restore_host_state(self, state: PyTree, saved: dict) -> None:
+        """Put the host side back as `host_state` gave `saved` while `state` was current."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AgentTraits:
+    """What an agent module declares about itself (its `TRAITS`); the wiring reads it, never probes."""
+
+    loop: Literal["replay", "episodic"]
+    """"replay": `update` learns from a replay buffer (`mtrl.training`); "episodic": `train_iteration` learns
+    from episodes it collects itself (`mtrl.episodic_training`)."""
+    meta: bool = False
+    """Adapts to a new goal or task at test time (`init_adaptation`, `adapt`, `check_meta_protocol`):
+    trains on the ML benchmarks and is scored on held-out goals or tasks."""
+    discrete_actions: bool = False
+    """Chooses among discrete actions (MiniGrid) rather than continuous ones (Meta-World, toy)."""
+    expert_transfer: bool = False
+    """Its config has `experts_from` and `frozen_experts`: it can start from a source run's experts."""
 
 
 class Agent(NamedTuple):
     """An agent's three pure functions, already bound to its config; the loop knows agents only so."""
 
     name: str
-    init: Any  # (key, spec) -> state
-    act: Any  # (state, obs, task_id, key, deterministic: bool) -> action
-    update: Any  # (state, batch: Transition, key) -> (state, metrics: dict[str, Array])
+    init: Callable[[jax.Array, EnvSpec], PyTree]
+    """(key, spec) -> agent state."""
+    act: Callable[..., jax.Array]
+    """(state, obs, task_id, key, deterministic: bool) -> action."""
+    update: Callable[[PyTree, Transition, jax.Array], tuple[PyTree, dict[str, jax.Array]]]
+    """(state, batch, key) -> (state, metrics)."""

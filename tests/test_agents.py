@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -12,7 +13,7 @@ from mtrl.agents import AGENTS, get_agent
 
 from mtrl.checkpoint import Checkpointer, restore
 from mtrl.rollout import TrainState
-from mtrl.types import EnvSpec, Transition
+from mtrl.types import AgentTraits, EnvSpec, Transition
 
 SPEC = EnvSpec(
     name="test",
@@ -163,6 +164,25 @@ def test_state_round_trips_through_orbax(tmp_path):
 def test_unknown_agent_names_the_valid_ones():
     with pytest.raises(ValueError, match="'ppo'.*mt_sac, mh_sac, moore_sac"):
         get_agent("ppo")
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_every_agent_declares_traits_that_match_its_functions(name):
+    """The wiring trusts `TRAITS` instead of probing modules, so a wrong declaration must fail here."""
+    module = get_agent(name)
+    traits = module.TRAITS
+    assert isinstance(traits, AgentTraits)
+    required = {"Config", "init", "act"} | ({"update"} if traits.loop == "replay" else {"train_iteration"})
+    if traits.loop == "episodic":
+        required |= {"vector_steps_per_iteration", "episodes_per_goal"}
+    if traits.meta:
+        required |= {"init_adaptation", "adapt", "check_meta_protocol"}
+    missing = sorted(f for f in required if not callable(getattr(module, f, None)))
+    assert not missing, f"{name} declares {traits} but lacks {missing}"
+    assert traits.loop in ("replay", "episodic")
+    assert not traits.meta or traits.loop == "episodic"  # meta-RL agents collect their own episodes
+    fields = {f.name for f in dataclasses.fields(module.Config)}
+    assert traits.expert_transfer == ({"experts_from", "frozen_experts"} <= fields)
 
 
 def test_moore_config_refuses_more_experts_than_representation_size():

@@ -20,7 +20,7 @@ from mtrl.app.config import EnvConfig, TrainConfig
 from mtrl.app.policy import load_meta_agent, load_policy
 from mtrl.app.run import evaluate_run, train
 from mtrl.logger import WandbConfig
-from mtrl.meta_evaluation import goal_schedule, meta_evaluate
+from mtrl.meta_evaluation import meta_evaluate
 from mtrl.report.runs import read_run_dir
 from mtrl.training import Hooks, Interrupted, LoopConfig, Start
 
@@ -341,7 +341,7 @@ def test_meta_eval_envs_play_the_sequential_goal_schedule_on_every_backend(tmp_p
     config = dataclasses.replace(_maml_config(tmp_path), env=env_config)
     config = dataclasses.replace(config, loop=dataclasses.replace(TINY_LOOP, eval_envs_per_task=2))
     env = wiring.make_eval_env(config).test
-    assert goal_schedule(env) == ("sequential", 2)
+    assert env.schedule == ("sequential", 2)
     spec, T, K = env.spec, 3, 2
     assert spec.episode_length == T and spec.envs_per_task == 2
     goals, rewards = _goals_played(env, 3 * K * T)  # 3 goal blocks

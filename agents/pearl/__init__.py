@@ -26,20 +26,25 @@ z draws), `replay` (per-goal buffers), `losses`, `agent` (State, init, one gradi
 (Algorithm 1's iteration) and `adaptation` (Algorithm 2: init_adaptation, act, adapt).
 """
 
+from mtrl.types import AgentTraits
+
 from .adaptation import Context, act, adapt, init_adaptation
 from .agent import Optimizers, State, init, make_optimizers, sample_goal_batches, update
-from .config import Config, episodes_per_goal, vector_steps_per_iteration
+from .config import Config, check_meta_protocol, episodes_per_goal, vector_steps_per_iteration
 from .inference import context_features, kl_to_prior, posterior, product_of_gaussians, sample_latent
 from .losses import CriticAux, actor_loss, critic_loss, value_loss
 from .meta_training import CollectCarry, collect_episode, train_iteration
 from .networks import Networks, make_networks, policy, q_values, state_value
 from .replay import GoalReplay, add_episodes, clear_slots, init_goal_replay, sample_rows
 
+TRAITS = AgentTraits(loop="episodic", meta=True)
+"""What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
+
 __all__ = [
-    "CollectCarry", "Config", "Context", "CriticAux", "GoalReplay", "Networks", "Optimizers", "State", "act",
-    "actor_loss", "adapt", "add_episodes", "clear_slots", "collect_episode", "context_features",
-    "critic_loss", "episodes_per_goal", "init", "init_adaptation", "init_goal_replay", "kl_to_prior",
-    "make_networks", "make_optimizers", "policy", "posterior", "product_of_gaussians", "q_values",
-    "sample_goal_batches", "sample_latent", "sample_rows", "state_value", "train_iteration", "update",
-    "value_loss", "vector_steps_per_iteration",
+    "CollectCarry", "Config", "Context", "CriticAux", "GoalReplay", "Networks", "Optimizers", "State",
+    "TRAITS", "act", "actor_loss", "adapt", "add_episodes", "check_meta_protocol", "clear_slots",
+    "collect_episode", "context_features", "critic_loss", "episodes_per_goal", "init", "init_adaptation",
+    "init_goal_replay", "kl_to_prior", "make_networks", "make_optimizers", "policy", "posterior",
+    "product_of_gaussians", "q_values", "sample_goal_batches", "sample_latent", "sample_rows", "state_value",
+    "train_iteration", "update", "value_loss", "vector_steps_per_iteration",
 ]  # fmt: skip

@@ -19,7 +19,7 @@ import numpy as np
 from metaworld import env_dict
 from metaworld.types import Task
 
-from mtrl.types import EnvSpec
+from mtrl.types import EnvSpec, GoalSchedule
 
 from ..goals import goals_after_step, next_goal_indices
 
@@ -193,29 +193,29 @@ class TaskBookkeeping:
     """
 
     def __init__(self, tasks: BenchmarkTasks, spec: EnvSpec, goal_sampling: str, episodes_per_goal: int = 1):
-        self.spec, self.goal_sampling, self.episodes_per_goal = spec, goal_sampling, episodes_per_goal
+        self.spec, self.schedule = spec, GoalSchedule(goal_sampling, episodes_per_goal)
         self.task_id = np.repeat(np.arange(spec.num_tasks, dtype=np.int32), spec.envs_per_task)
         self.one_hot = np.eye(spec.num_tasks, dtype=np.float32)[self.task_id] if tasks.one_hot else None
 
     def next_goals(self, key, episodes):
         """Goal index of each env's episode number `episodes` (`goals.next_goal_indices`)."""
         spec = self.spec
-        return next_goal_indices(
-            self.goal_sampling, key, episodes, spec.envs_per_task, spec.goals_per_task, self.episodes_per_goal
-        )
+        sampling, per_goal = self.schedule
+        return next_goal_indices(sampling, key, episodes, spec.envs_per_task, spec.goals_per_task, per_goal)
 
     def goals_after_step(self, key, episodes, truncated, goal_index):
         """Goal of each env after a step: redrawn only where a goal block starts (`goals_after_step`)."""
         spec = self.spec
+        sampling, per_goal = self.schedule
         return goals_after_step(
-            self.goal_sampling,
+            sampling,
             key,
             episodes,
             truncated,
             goal_index,
             spec.envs_per_task,
             spec.goals_per_task,
-            self.episodes_per_goal,
+            per_goal,
         )
 
     def observe(self, obs):

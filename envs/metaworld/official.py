@@ -161,6 +161,8 @@ class HostEnvs:
 class OfficialEnv:
     """Batched Meta-World on metaworld's own envs; `reset`/`step` trace under jit and scan."""
 
+    vmappable = False  # the host steps the envs (io_callback)
+
     def __init__(
         self,
         tasks: BenchmarkTasks,
@@ -175,6 +177,7 @@ class OfficialEnv:
         self.spec: EnvSpec = make_spec(tasks, envs_per_task, episode_length)
         self.host = HostEnvs(tasks, envs_per_task, seed, reward_version)
         self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling, episodes_per_goal)
+        self.schedule = self.bookkeeping.schedule
 
     def reset(self, key: jax.Array) -> tuple[OfficialState, TimeStep]:
         n = self.spec.num_envs

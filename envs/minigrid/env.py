@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mtrl.types import EnvSpec, TimeStep
+from mtrl.types import EnvSpec, GoalSchedule, TimeStep
 
 from . import engine
 from .engine import NUM_ACTIONS, VIEW, Rules, WorldState
@@ -30,6 +30,7 @@ class MiniGrid:
     """Batched MiniGrid tasks (see module docstring); `reset`/`step` are pure and jittable."""
 
     vmappable = True  # pure JAX: whole training runs can be vmapped over seeds
+    schedule = GoalSchedule("random", 1)  # every reset draws a fresh layout
 
     def __init__(self, name: str, tasks: tuple[Task, ...], *, envs_per_task: int = 1):
         if envs_per_task < 1:
@@ -55,6 +56,13 @@ class MiniGrid:
             pickup_is_toggle=per_env([t.pickup_is_toggle for t in self.tasks], bool),
         )
         self.task_id = per_env(range(len(self.tasks)), jnp.int32)
+
+    def host_state(self) -> None:
+        """Nothing lives outside the JAX state: a checkpoint of it resumes the env exactly."""
+        return None
+
+    def restore_host_state(self, state, saved: dict) -> None:
+        del state, saved  # nothing to restore (`host_state` is None)
 
     def generate(self, key: jax.Array) -> WorldState:
         """Fresh episodes for every env: each task's generator, vmapped over that task's envs."""

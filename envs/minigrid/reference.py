@@ -21,7 +21,7 @@ import numpy as np
 from flax import struct
 from jax.experimental import io_callback
 
-from mtrl.types import EnvSpec, TimeStep
+from mtrl.types import EnvSpec, GoalSchedule, TimeStep
 
 from .engine import NUM_ACTIONS, VIEW
 from .layout import Task
@@ -78,7 +78,8 @@ def _flat(image: np.ndarray) -> np.ndarray:
 class FaramaMiniGrid:
     """Batched MiniGrid on Farama's envs; `reset`/`step` trace under jit and scan (not vmap)."""
 
-    vmappable = False
+    vmappable = False  # host envs behind io_callback
+    schedule = GoalSchedule("random", 1)  # every reset draws a fresh layout
 
     def __init__(self, name: str, tasks: tuple[Task, ...], *, envs_per_task: int = 1, seed: int = 0):
         del seed  # layouts come from the reset key, as on the JAX backend
@@ -122,6 +123,14 @@ class FaramaMiniGrid:
             obs, reward, terminated, truncated, success, self.task_id, final_obs, jnp.zeros(n, bool)
         )
         return FaramaState(state.steps + 1, state.key), step
+
+    def host_state(self) -> None:
+        """None: MiniGrid trains only with the episodic loop, which resets the envs at every iteration, so a
+        checkpoint (always between iterations) needs none of the host envs' state."""
+        return None
+
+    def restore_host_state(self, state: FaramaState, saved: dict) -> None:
+        del state, saved  # nothing to restore (`host_state` is None)
 
     def close(self) -> None:
         """Release the host envs; the env cannot be stepped afterwards."""

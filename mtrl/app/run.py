@@ -59,7 +59,7 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
 def _transfer_start(config: TrainConfig, train_env) -> training.Start | None:
     """A transfer run (`--agent.experts-from RUN_DIR`) starts from its initial state with the source run's
     expert CNNs in place; every other run starts from `init`."""
-    if getattr(config.agent, "experts_from", None) is None:
+    if not wiring.traits(config.agent_name).expert_transfer or config.agent.experts_from is None:
         return None
     from mtrl.agents import moore_ppo
     from mtrl.app import transfer
@@ -114,7 +114,7 @@ def _resume(run_dir: Path, config: TrainConfig | None, console: Console) -> RunR
     check_resumable(stored, config)
     train_env, eval_env = wiring.make_envs(config)
     _check_memory(config, train_env.spec)
-    host = hasattr(train_env, "host_state")
+    host = train_env.host_state() is not None
     template = wiring.train_state_template(config, train_env, seed_keys(config))
     restored = checkpoint.restore_run(run_dir, template, host=host)
     if host:
@@ -159,11 +159,10 @@ def _run(config, run_dir, train_env, eval_env, console, start=None, metrics_byte
     wandb_config = {**to_json(config), "versions": package_versions()}
     logger = RunLogger(run_dir, wandb_config, config.wandb, name=run_dir.name, resume_at=metrics_bytes)
     checkpointer = checkpoint.Checkpointer(run_dir)
-    host_state = getattr(train_env, "host_state", lambda: None)
 
     def save(step: int, state, iteration: int) -> None:
         loop = {"iteration": iteration, "metrics_bytes": logger.position}
-        checkpointer.save(step, state, loop=loop, host=host_state())
+        checkpointer.save(step, state, loop=loop, host=train_env.host_state())
 
     total = config.loop.steps_per_task * spec.num_tasks
     done = 0 if start is None else start.iteration * config.loop.steps_per_iteration * spec.num_envs

@@ -1,9 +1,9 @@
 """Wiring: turn a `TrainConfig` into the envs and the bound agent that a core loop runs.
 
 Two loops exist: `mtrl.training` (off-policy, replay: the SAC family) and `mtrl.episodic_training` (agents
-that collect their own episodes: MT-PPO, and the meta-RL agents MAML, RL², PEARL). An agent module with
-`train_iteration` is episodic; one that also has `adapt` is a meta-RL agent, trained on ML benchmarks and
-evaluated on held-out goals/tasks; every other agent is multi-task and trains on MT benchmarks.
+that collect their own episodes: MT-PPO, and the meta-RL agents MAML, RL², PEARL). Which loop, and whether an
+agent is meta-RL (trained on ML benchmarks, evaluated on held-out goals/tasks) or acts discretely (MiniGrid),
+is what its module declares in `TRAITS` (`mtrl.types.AgentTraits`).
 """
 
 from __future__ import annotations
@@ -19,23 +19,26 @@ from mtrl.app.config import EnvConfig, TrainConfig
 from mtrl.episodic_training import EpisodicAgent, EvalEnvs
 from mtrl.meta_evaluation import MetaAgent
 from mtrl.training import check_loop_config
-from mtrl.types import Agent, Env, EnvSpec
+from mtrl.types import Agent, AgentTraits, Env, EnvSpec
 
 MINIGRID_BENCHMARKS = envs.MINIGRID_BENCHMARKS
 MT_BENCHMARKS = ("toy", "MT1", "MT10", "MT25", "MT50", *MINIGRID_BENCHMARKS)
 META_BENCHMARKS = ("toy-ml", "ML1", "ML10", "ML25", "ML45")
-DISCRETE_ACTION_AGENTS = ("moore_ppo",)
-"""Agents whose policies choose among discrete actions: they train on MiniGrid, every other agent not."""
+
+
+def traits(agent_name: str) -> AgentTraits:
+    """What the agent called `agent_name` declares about itself."""
+    return get_agent(agent_name).TRAITS
 
 
 def is_episodic(agent_name: str) -> bool:
     """Whether the agent collects its own episodes (`mtrl.episodic_training`) rather than using replay."""
-    return hasattr(get_agent(agent_name), "train_iteration")
+    return traits(agent_name).loop == "episodic"
 
 
 def is_meta(agent_name: str) -> bool:
     """Whether the agent adapts to a new task or goal (MAML, RL², PEARL)."""
-    return hasattr(get_agent(agent_name), "adapt")
+    return traits(agent_name).meta
 
 
 def meta_agent_names() -> tuple[str, ...]:
@@ -170,7 +173,7 @@ def check_compatible(config: TrainConfig) -> None:
             f"{name} is a meta-RL benchmark and {config.agent_name} is a multi-task agent; "
             f"multi-task agents train on {', '.join(MT_BENCHMARKS)}"
         )
-    discrete_agent = config.agent_name in DISCRETE_ACTION_AGENTS
+    discrete_agent = traits(config.agent_name).discrete_actions
     if discrete_agent != (name in MINIGRID_BENCHMARKS):
         valid = (
             MINIGRID_BENCHMARKS
@@ -186,14 +189,14 @@ def check_compatible(config: TrainConfig) -> None:
     if config.env.envs_per_task < 1:
         raise ValueError(f"env.envs_per_task must be >= 1, got {config.env.envs_per_task}")
     check_loop_config(config.loop, config.env.envs_per_task)
-    if getattr(config.agent, "frozen_experts", False) and config.agent.experts_from is None:
+    transfers = traits(config.agent_name).expert_transfer
+    if transfers and config.agent.frozen_experts and config.agent.experts_from is None:
         raise ValueError(
             "agent.frozen_experts freezes the expert CNNs, so they must come from a source run: give "
             "--agent.experts-from RUN_DIR (or --agent.no-frozen-experts to train them from scratch)"
         )
-    check_protocol = getattr(get_agent(config.agent_name), "check_meta_protocol", None)
-    if check_protocol is not None:  # RL²: meta-test must stay within the trial length it trained on
-        check_protocol(config.agent, config.loop.meta_adaptation_episodes)
+    if is_meta(config.agent_name):  # RL²: meta-test must stay within the trial length it trained on
+        get_agent(config.agent_name).check_meta_protocol(config.agent, config.loop.meta_adaptation_episodes)
 
 
 def agent_template(config: TrainConfig, spec: EnvSpec):

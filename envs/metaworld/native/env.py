@@ -67,6 +67,8 @@ def _unpack(block: Array, columns: dict[str, tuple[int, int]]) -> Frame:
 class NativeEnv:
     """Batched Meta-World with host physics and JAX observations/rewards; traceable by jit and scan."""
 
+    vmappable = False  # the host steps the envs (io_callback)
+
     def __init__(
         self,
         tasks: BenchmarkTasks,
@@ -84,6 +86,7 @@ class NativeEnv:
         self.layout = self.host.layout
         self.goal_visible = tasks.one_hot  # MT: goal in obs and one-hot appended; ML: goal zeroed
         self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling, episodes_per_goal)
+        self.schedule = self.bookkeeping.schedule
 
     def reset(self, key: jax.Array) -> tuple[NativeState, TimeStep]:
         n = self.spec.num_envs
