@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from mtrl.app.cli import main, parse_train_args
+from mtrl.app.cli import main
+from mtrl.app.flags import parse_train_args
 from mtrl.app.presets import PRESETS
 
 TOY_FLAGS = [

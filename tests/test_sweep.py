@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,20 +20,12 @@ from mtrl.agents import AGENTS, mt_sac
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from mtrl import checkpoint, envs
-from mtrl.app import cli
-from mtrl.app import sweep as launcher
+from mtrl.app import cli, sweep_launcher, sweep_plan
 from mtrl.app.config import EnvConfig, TrainConfig, to_json
+from mtrl.app.flags import apply_overrides, checked_flags, parse_train_args, to_flags
 from mtrl.app.presets import PRESETS, get_preset
-from mtrl.app.sweep_grid import (
-    Sweep,
-    apply_overrides,
-    build_run,
-    coerce,
-    expand,
-    parse_agent_args,
-    seed_blocks,
-    wandb_sweep_config,
-)
+from mtrl.app.sweep_grid import Sweep, build_run, expand, read_field, seed_blocks
+from mtrl.app.sweep_wandb import parse_agent_args, wandb_sweep_config, write_wandb_yaml
 from mtrl.logger import read_metrics
 
 MT10_SWEEP = Sweep(
@@ -96,7 +89,7 @@ def test_names_are_deterministic_and_toy_seeds_share_one_vmapped_run():
         (
             {"a": {}},
             {"agent.num_experts": [4, "four"]},
-            r"run variant 'a', agent.num_experts='four': agent.num_experts: expected int, got 'four'",
+            r"run variant 'a', agent.num_experts='four': agent.num_experts='four' is not a valid int",
         ),
         (
             {"a": {}},
@@ -117,7 +110,7 @@ def test_names_are_deterministic_and_toy_seeds_share_one_vmapped_run():
         (
             {"": {}},
             {"wandb.mode": ["loud"]},
-            r"run wandb.mode='loud': wandb.mode: 'loud' is not valid; valid choices: auto, online",
+            r"run wandb.mode='loud': wandb.mode='loud' is not valid; valid choices: auto, online",
         ),
         ({"b": {"agent": "sac9"}}, {}, r"run variant 'b': unknown agent 'sac9'"),
         (
@@ -146,39 +139,50 @@ def test_sweep_level_mistakes_are_refused():
 
 
 @pytest.mark.parametrize(
-    ("value", "kind", "expected"),
+    ("key", "value", "expected"),
     [
-        ("4", int, 4),
-        (4, float, 4.0),
-        ("3e-4", float, 3e-4),
-        ("False", bool, False),
-        ("true", bool, True),
-        ("[64, 64]", tuple[int, ...], (64, 64)),
-        ([64], tuple[int, ...], (64,)),
-        ("None", float | None, None),
-        ("0.5", float | None, 0.5),
-        ("reach-v3", str | None, "reach-v3"),
-        ("['a', 'b']", tuple[str, ...], ("a", "b")),
+        ("agent.num_experts", "4", 4),
+        ("agent.actor_lr", 4, 4.0),
+        ("agent.actor_lr", "3e-4", 3e-4),
+        ("agent.use_gram_schmidt", "False", False),
+        ("agent.use-gram-schmidt", "true", True),
+        ("agent.hidden_sizes", "[64, 64]", (64, 64)),
+        ("agent.hidden_sizes", [64], (64,)),
+        ("env.max_episode_steps", "None", None),
+        ("env.max_episode_steps", "150", 150),
+        ("env.task", "reach-v3", "reach-v3"),
+        ("wandb.group", "True", "True"),  # a text field keeps text that looks like a literal
+        ("wandb.tags", "['a', 'b']", ("a", "b")),
     ],
 )
-def test_values_are_coerced_to_the_field_type(value, kind, expected):
-    got = coerce(value, kind, "f")
+def test_override_values_are_typed_by_the_cli_parser(key, value, expected):
+    """Sweep files give Python values, W&B gives text: both go through tyro, as `mtrl train` flags do."""
+    got = read_field(apply_overrides(get_preset("mt10-moore"), {key: value}), key)
     assert got == expected and type(got) is type(expected)
 
 
 @pytest.mark.parametrize(
-    ("value", "kind"), [(True, int), (1.5, int), ("x", float), (3, str), ("[1, 'a']", tuple[int, ...])]
+    ("key", "value", "message"),
+    [
+        ("agent.num_experts", True, "not a valid int"),
+        ("agent.num_experts", 1.5, "not a valid int"),
+        ("agent.actor_lr", "x", "not a valid float"),
+        ("agent.hidden_sizes", "[1, 'a']", "not a valid list of int"),
+        ("agent.num_experts", 500, "representation size"),  # the agent's own check, one line
+        ("loop.nope", 1, "unknown field 'loop.nope' of loop; valid fields: steps_per_task"),
+    ],
 )
-def test_values_of_the_wrong_type_are_refused(value, kind):
-    with pytest.raises(ValueError, match="^f: "):
-        coerce(value, kind, "f")
+def test_override_values_of_the_wrong_type_are_refused_naming_the_field(key, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as refused:
+        apply_overrides(get_preset("mt10-moore"), {key: value})
+    assert str(refused.value).count("\n") == 0 and key in str(refused.value)
 
 
 def test_mtrl_train_flags_rebuild_every_config():
     # Every preset with its own agent (episodic and meta-RL agents have theirs), and one preset with every
     # SAC-family agent swapped in and unusual values.
     configs = [dataclasses.replace(get_preset(p), run_dir=Path("r"), seed=2) for p in PRESETS]
-    for name in [n for n, module in AGENTS.items() if not hasattr(module, "train_iteration")]:
+    for name in [n for n, module in AGENTS.items() if module.TRAITS.loop == "replay"]:
         configs.append(
             apply_overrides(
                 get_preset("mt10-moore"),
@@ -194,9 +198,9 @@ def test_mtrl_train_flags_rebuild_every_config():
         apply_overrides(get_preset("quickstart"), {"agent.use_gram_schmidt": False, "env.task": None})
     )
     for config in configs:
-        assert cli.parse_train_args(launcher.train_flags(config)) == config, config
+        assert parse_train_args(to_flags(config)) == config, config
     custom = dataclasses.replace(get_preset("quickstart"), preset="custom", env=EnvConfig(name="toy"))
-    assert launcher.checked_train_flags(custom)[:2] == ["--preset", "quickstart"]
+    assert checked_flags(custom)[:2] == ["--preset", "quickstart"]
 
 
 def wandb_args(parameters: dict) -> list[list[str]]:
@@ -224,7 +228,7 @@ def test_wandb_sweep_round_trips_to_the_same_typed_runs(tmp_path):
         seeds=[0, 1],
     )
     path = tmp_path / "sweep.yaml"
-    launcher.write_wandb_yaml(sweep, "experiments/sweeps/wb.py", path)
+    write_wandb_yaml(sweep, "experiments/sweeps/wb.py", path)
     exported = yaml.safe_load(path.read_text())
     assert exported == wandb_sweep_config(sweep, "experiments/sweeps/wb.py")
     assert exported["method"] == "grid" and exported["program"] == "experiments/sweeps/wb.py"
@@ -259,7 +263,7 @@ def test_wandb_agent_arguments_are_checked():
         parse_agent_args(["--variant=a"])
     with pytest.raises(ValueError, match="unknown variant 'x'; valid variants: moore, moe"):
         build_run(MT10_SWEEP, "x", {}, 0)
-    with pytest.raises(ValueError, match="expected int, got 'x'"):
+    with pytest.raises(ValueError, match="agent.num_experts='x' is not a valid int"):
         build_run(MT10_SWEEP, "moore", {"agent.num_experts": "x"}, 0)
     with pytest.raises(ValueError, match="cannot pass on a command line"):
         wandb_sweep_config(Sweep(name="w", grid={"agent": [mt_sac.Config()]}), "f.py")
@@ -271,7 +275,7 @@ def test_wandb_agent_arguments_are_checked():
 def recording_command(record: Path, die_first: bool = False):
     """Each job's process writes its start and end time; with `die_first` its first try SIGKILLs itself."""
 
-    def make(job: launcher.Job) -> list[str]:
+    def make(job: sweep_plan.Job) -> list[str]:
         die = (
             "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
             if die_first and not job.restarts
@@ -301,20 +305,20 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
 def test_pool_runs_at_most_jobs_processes_at_once(tmp_path):
     sweep = dataclasses.replace(MT10_SWEEP, root=tmp_path, grid={"agent.num_experts": [1, 2, 3]}, seeds=[0])
     record = tmp_path / "record.txt"
-    jobs = launcher.launch(sweep, jobs=2, poll_s=0.02, make_command=recording_command(record))
+    jobs = sweep_launcher.launch(sweep, jobs=2, poll_s=0.02, make_command=recording_command(record))
     assert [j.status for j in jobs] == ["done"] * 6
     lines = [line.split() for line in record.read_text().splitlines()]
     assert sorted(line[0] for line in lines) == sorted(j.run.name for j in jobs)
     assert max_overlap([(float(a), float(b)) for _, a, b, _ in lines]) == 2
-    assert launcher.default_jobs() == len(os.sched_getaffinity(0))
+    assert sweep_launcher.default_jobs() == len(os.sched_getaffinity(0))
 
 
 def test_a_run_killed_from_outside_is_retried_then_given_up(tmp_path):
     sweep = dataclasses.replace(MT10_SWEEP, root=tmp_path, variants={"a": {}}, grid={}, seeds=[0])
     record = tmp_path / "record.txt"
-    (job,) = launcher.launch(sweep, poll_s=0.02, make_command=recording_command(record, die_first=True))
+    (job,) = sweep_launcher.launch(sweep, poll_s=0.02, make_command=recording_command(record, die_first=True))
     assert (job.status, job.restarts) == ("done", 1)
-    (job,) = launcher.launch(
+    (job,) = sweep_launcher.launch(
         dataclasses.replace(sweep, root=tmp_path / "again"),
         retries=0,
         poll_s=0.02,
@@ -327,7 +331,7 @@ def test_a_changed_sweep_is_refused_before_anything_starts(tmp_path):
     (run,) = expand(dataclasses.replace(MT10_SWEEP, root=tmp_path, variants={"a": {}}, grid={}, seeds=[0]))
     run.config.run_dir.mkdir(parents=True)
     (run.config.run_dir / "config.json").write_text(json.dumps(to_json(run.config)))
-    assert launcher.inspect(run) == "train"  # no checkpoint yet: starts again
+    assert sweep_plan.inspect(run) == "train"  # no checkpoint yet: starts again
     changed = Sweep(
         name="grid", base="mt10-moore", variants={"a": {"agent.actor_lr": 1e-3}}, seeds=[0], root=tmp_path
     )
@@ -335,7 +339,7 @@ def test_a_changed_sweep_is_refused_before_anything_starts(tmp_path):
     with pytest.raises(
         ValueError, match=r"run a-s0: the sweep changed .* agent.actor_lr \(0.0003 -> 0.001\)"
     ):
-        launcher.inspect(
+        sweep_plan.inspect(
             dataclasses.replace(
                 changed_run, config=dataclasses.replace(changed_run.config, run_dir=run.config.run_dir)
             )
@@ -419,20 +423,20 @@ def test_seeds_of_a_toy_config_trained_in_one_vmapped_program(killed_sweep):
 def test_finished_and_evaluate_only_states(killed_sweep, tmp_path):
     import shutil
 
-    sweep = launcher.load_sweep(killed_sweep / "toy.py")
-    jobs = launcher.plan(sweep)
+    sweep = sweep_plan.load_sweep(killed_sweep / "toy.py")
+    jobs = sweep_plan.plan(sweep)
     assert [(j.run.name, j.action) for j in jobs] == [("killed-s0-1", "done"), ("whole-s0-1", "done")]
     copy = dataclasses.replace(sweep, root=tmp_path)
     shutil.copytree(killed_sweep / "kill" / "whole-s0-1", tmp_path / "kill" / "whole-s0-1")
     (tmp_path / "kill" / "whole-s0-1" / "success_table.md").unlink()  # killed after its final checkpoint
-    assert [j.action for j in launcher.plan(copy)] == ["train", "evaluate"]
+    assert [j.action for j in sweep_plan.plan(copy)] == ["train", "evaluate"]
     longer = dataclasses.replace(
         copy,
         base=dataclasses.replace(sweep.base, loop=dataclasses.replace(sweep.base.loop, steps_per_task=2_000)),
     )
-    job = launcher.plan(longer)[1]
+    job = sweep_plan.plan(longer)[1]
     assert job.action == "resume"  # a larger budget continues the run
-    assert launcher.command(job)[3:] == [
+    assert sweep_plan.command(job)[3:] == [
         "train",
         "--resume",
         str(job.run_dir),
@@ -445,7 +449,7 @@ def test_bad_sweep_file_is_refused_by_the_cli_before_anything_starts(tmp_path, c
     (tmp_path / "bad.py").write_text(TOY_SWEEP_FILE.replace('{"agent.tau": 0.005}', '{"agent.tau": "fast"}'))
     assert cli.main(["sweep", str(tmp_path / "bad.py")]) == 2
     assert (
-        "mtrl: error: sweep kill, run variant 'whole': agent.tau: expected float, got 'fast'"
+        "mtrl: error: sweep kill, run variant 'whole': agent.tau='fast' is not a valid float"
         in capsys.readouterr().err
     )
     assert not (tmp_path / "kill").exists()
@@ -471,12 +475,12 @@ def test_wandb_agent_entry_point_trains_the_named_run_offline(tmp_path):
 
 
 def test_example_sweeps_expand():
-    toy = launcher.load_sweep(Path(__file__).parents[1] / "experiments/sweeps/toy_methods.py")
+    toy = sweep_plan.load_sweep(Path(__file__).parents[1] / "experiments/sweeps/toy_methods.py")
     assert [(r.name, r.config.num_seeds, r.config.agent_name) for r in expand(toy)] == [
         ("moore-s0-2", 3, "moore_sac"),
         ("mtsac-s0-2", 3, "mt_sac"),
     ]
-    mt10 = launcher.load_sweep(Path(__file__).parents[1] / "experiments/sweeps/mt10_moore_vs_mhsac.py")
+    mt10 = sweep_plan.load_sweep(Path(__file__).parents[1] / "experiments/sweeps/mt10_moore_vs_mhsac.py")
     runs = expand(mt10)
     assert len(runs) == 20 and {r.config.agent_name for r in runs} == {"moore_sac", "mh_sac"}
     assert all(r.config.loop.steps_per_task == 2_000_000 and r.config.num_seeds == 1 for r in runs)
@@ -485,7 +489,7 @@ def test_example_sweeps_expand():
     assert mhsac.loop == get_preset("mt10-moore").loop and mhsac.env.max_episode_steps == 150
     assert (mhsac.agent.actor_first, mhsac.agent.critic_only_updates) == (True, 1500)
     assert TrainConfig is type(runs[0].config)
-    ml10 = launcher.load_sweep(Path(__file__).parents[1] / "experiments/sweeps/ml10_meta_baselines.py")
+    ml10 = sweep_plan.load_sweep(Path(__file__).parents[1] / "experiments/sweeps/ml10_meta_baselines.py")
     runs = expand(ml10)
     assert len(runs) == 30 and {r.config.agent_name for r in runs} == {"maml", "rl2", "pearl"}
     assert {r.config.env.name for r in runs} == {"ML10"}

@@ -12,25 +12,21 @@ name for that agent's default `Config`, or a `Config` instance).
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import itertools
 import re
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mtrl import envs
-from mtrl.agents import get_agent
 from mtrl.app import wiring
 from mtrl.app.config import TrainConfig, agent_name_of
+from mtrl.app.flags import apply_overrides, field_name
 from mtrl.app.presets import get_preset
 
 SWAPS = ("preset", "agent")  # applied before any field, in this order
 NOT_SWEPT = ("seed", "num_seeds", "run_dir")  # the sweep itself sets these
-WANDB_COMMAND = ("${env}", "${interpreter}", "-m", "mtrl.app.sweep", "agent", "${program}", "${args}")
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]")
 
 
@@ -70,6 +66,9 @@ class Sweep:
     def directory(self) -> Path:
         return Path(self.root) / self.name
 
+    def base_config(self) -> TrainConfig:
+        return get_preset(self.base) if isinstance(self.base, str) else self.base
+
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
@@ -89,7 +88,7 @@ def expand(sweep: Sweep) -> list[RunSpec]:
     Seeds of one config share one run (and one vmapped program) when its env is pure JAX; otherwise each
     seed is its own run. Run names are deterministic, so a relaunch finds the runs it started before.
     """
-    base = _base(sweep)
+    base = sweep.base_config()
     runs = []
     for variant in sweep.variants:
         for values in itertools.product(*sweep.grid.values()):
@@ -115,14 +114,10 @@ def build_run(sweep: Sweep, variant: str, overrides: Mapping[str, Any], seed: in
     """
     if variant not in sweep.variants:
         raise ValueError(f"unknown variant {variant!r}; valid variants: {', '.join(sweep.variants)}")
-    config, label = _build(sweep, _base(sweep), variant, dict(overrides))
+    config, label = _build(sweep, sweep.base_config(), variant, dict(overrides))
     name = _safe("-".join([label] * bool(label) + [seeds_label((seed,))]))
     config = dataclasses.replace(config, seed=seed, num_seeds=1, run_dir=sweep.directory / name)
     return RunSpec(name, config, variant, dict(overrides), (seed,))
-
-
-def _base(sweep: Sweep) -> TrainConfig:
-    return get_preset(sweep.base) if isinstance(sweep.base, str) else sweep.base
 
 
 def _build(sweep: Sweep, base: TrainConfig, variant: str, point: dict[str, Any]) -> tuple[TrainConfig, str]:
@@ -149,107 +144,6 @@ def read_field(config: TrainConfig, key: str) -> Any:
     for part in key.split("."):
         value = getattr(value, part)
     return value
-
-
-def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
-    """`config` with dotted-name overrides applied; swaps (preset, agent) first, then fields in order.
-
-    Values are coerced to the field's type; strings are parsed ("4", "3e-4", "False", "[64, 64]", "None"),
-    so W&B's command-line values and Python values give the same typed config.
-    """
-    overrides = {field_name(k): v for k, v in overrides.items()}
-    if "preset" in overrides:
-        config = get_preset(str(overrides.pop("preset")))
-    if "agent" in overrides:
-        agent = overrides.pop("agent")
-        if isinstance(agent, str):
-            agent = get_agent(agent).Config()
-        agent_name_of(agent)  # a known agent's Config, or a ValueError listing them
-        config = dataclasses.replace(config, agent=agent)
-    for key, value in overrides.items():
-        config = _set_field(config, key, value)
-    return config
-
-
-def _set_field(config: TrainConfig, key: str, value: Any) -> TrainConfig:
-    head, _, leaf = key.partition(".")
-    if not leaf:
-        hints = typing.get_type_hints(TrainConfig)
-        scalars = [
-            f.name for f in dataclasses.fields(TrainConfig) if not dataclasses.is_dataclass(hints[f.name])
-        ]
-        if head not in scalars or head == "agent":
-            raise ValueError(f"unknown field {key!r}; valid top-level fields: {', '.join(scalars)}")
-        return dataclasses.replace(config, **{head: coerce(value, hints[head], key)})
-    if head not in ("agent", "env", "loop", "wandb"):
-        raise ValueError(f"unknown field {key!r}; valid groups: agent, env, loop, wandb")
-    group = getattr(config, head)
-    names = [f.name for f in dataclasses.fields(group)]
-    if leaf not in names:
-        owner = config.agent_name if head == "agent" else head
-        raise ValueError(f"unknown field {key!r} of {owner}; valid fields: {', '.join(names)}")
-    typed = coerce(value, typing.get_type_hints(type(group))[leaf], key)
-    try:
-        return dataclasses.replace(config, **{head: dataclasses.replace(group, **{leaf: typed})})
-    except ValueError as error:  # the agent's own checks, e.g. num_experts above the representation size
-        raise ValueError(f"{key}={value!r}: {error}") from None
-
-
-def coerce(value: Any, kind: Any, key: str) -> Any:
-    """`value` as type `kind` (int, float, bool, str, Path, Literal, X | None, tuple[X, ...])."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value in ("None", "null")):
-            if type(None) in args:
-                return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return coerce(value, option, key)
-            except ValueError:
-                continue
-        raise ValueError(f"{key}: {value!r} is not a valid {_type_name(kind)}")
-    if origin is typing.Literal:
-        if value not in args:
-            raise ValueError(f"{key}: {value!r} is not valid; valid choices: {', '.join(map(str, args))}")
-        return value
-    if origin is tuple:
-        value = _literal(value)
-        if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-            raise ValueError(f"{key}: expected a list of {_type_name(args[0])}, got {value!r}")
-        return tuple(coerce(v, args[0], key) for v in value)
-    if kind is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if type(value) is not bool:
-            raise ValueError(f"{key}: expected True or False, got {value!r}")
-        return value
-    if kind in (int, float):
-        value = _literal(value)
-        ok = type(value) is int or (kind is float and type(value) is float)
-        if not ok:
-            raise ValueError(f"{key}: expected {kind.__name__}, got {value!r}")
-        return kind(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{key}: expected a string, got {value!r}")
-        return value
-    if kind is Path:
-        return Path(value)
-    raise ValueError(f"{key}: fields of type {_type_name(kind)} cannot be swept")
-
-
-def _literal(value: Any) -> Any:
-    """A number or list written as text ("4", "3e-4", "[64, 64]") read as one; anything else unchanged."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-        return value  # refused by the caller's type check, which names the field
-
-
-def _type_name(kind: Any) -> str:
-    return getattr(kind, "__name__", str(kind))
 
 
 def validate(config: TrainConfig) -> None:
@@ -297,10 +191,6 @@ def value_label(value: Any) -> str:
         return type(value).__name__
 
 
-def field_name(key: str) -> str:
-    return key.replace("-", "_")
-
-
 def _grid_labels(keys: Sequence[str]) -> list[str]:
     """The last part of each dotted key, or the whole key where two keys share a last part."""
     leaves = [field_name(k).rsplit(".", 1)[-1] for k in keys]
@@ -314,73 +204,3 @@ def _safe(name: str) -> str:
 def _check_label(text: str, what: str) -> None:
     if not text or _SAFE.search(text) or text.startswith("."):
         raise ValueError(f"{what} {text!r} must be non-empty and use only letters, digits and . _ = + -")
-
-
-def wandb_sweep_config(sweep: Sweep, program: str) -> dict[str, Any]:
-    """The same sweep as a W&B grid sweep (dict for YAML): one W&B run per variant × grid point × seed.
-
-    `program` is the sweep file as the agents' machines see it (relative to where `wandb agent` runs);
-    each agent calls `python -m mtrl.app.sweep agent <program> --variant=... --seed=... --<field>=...`.
-    Runs log online (`wandb.mode` = online), since an agent exists to report to the sweep.
-    """
-    expand(sweep)  # refuse a sweep that cannot run before it reaches W&B
-    base = _base(sweep)
-    parameters: dict[str, Any] = {}
-    if list(sweep.variants) != [""]:
-        parameters["variant"] = {"values": list(sweep.variants)}
-    for key, values in sweep.grid.items():
-        parameters[field_name(key)] = {"values": [_plain(v, key) for v in values]}
-    parameters["seed"] = {"values": sorted(sweep.seeds)}
-    parameters["wandb.mode"] = {"value": "online"}
-    config: dict[str, Any] = {
-        "name": sweep.name,
-        "program": program,
-        "method": "grid",
-        "metric": {"name": "eval/success", "goal": "maximize"},
-        "parameters": parameters,
-        "command": list(WANDB_COMMAND),
-        "project": base.wandb.project,
-    }
-    if base.wandb.entity:
-        config["entity"] = base.wandb.entity
-    return config
-
-
-def _plain(value: Any, key: str) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v, key) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    raise ValueError(
-        f"grid[{key!r}] holds {value!r}, which W&B cannot pass on a command line; "
-        "give agents by name and other values as numbers, strings or lists"
-    )
-
-
-def parse_agent_args(args: Sequence[str]) -> tuple[str, int, dict[str, str]]:
-    """(variant, seed, overrides) from W&B's `--key=value` arguments (`${args}` in the sweep's command)."""
-    values: dict[str, str] = {}
-    for arg in args:
-        if not arg.startswith("--") or "=" not in arg:
-            raise ValueError(f"expected --key=value (as W&B passes parameters), got {arg!r}")
-        key, _, value = arg[2:].partition("=")
-        values[field_name(key)] = value
-    variant = values.pop("variant", "")
-    if "seed" not in values:
-        raise ValueError("missing --seed=N (the W&B sweep's seed parameter)")
-    seed = coerce(values.pop("seed"), int, "seed")
-    return variant, seed, values
-
-
-__all__ = [
-    "RunSpec",
-    "Sweep",
-    "apply_overrides",
-    "build_run",
-    "coerce",
-    "expand",
-    "parse_agent_args",
-    "wandb_sweep_config",
-]

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from mtrl.app.config import TrainConfig
-
-if TYPE_CHECKING:
-    from mtrl.app.sweep import Job
+from mtrl.app.sweep_plan import Job
 
 
 class SweepProgress:
