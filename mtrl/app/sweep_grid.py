@@ -94,7 +94,7 @@ def expand(sweep: Sweep) -> list[RunSpec]:
         for values in itertools.product(*sweep.grid.values()):
             point = dict(zip(sweep.grid, values, strict=True))
             config, label = _build(sweep, base, variant, point)
-            for block in seed_blocks(sweep.seeds, vmaps_seeds(config)):
+            for block in seed_blocks(sweep.seeds, wiring.vmaps_seeds(config)):
                 name = _safe("-".join([label] * bool(label) + [seeds_label(block)]))
                 run_config = dataclasses.replace(
                     config, seed=block[0], num_seeds=len(block), run_dir=sweep.directory / name
@@ -148,18 +148,13 @@ def read_field(config: TrainConfig, key: str) -> Any:
 
 def validate(config: TrainConfig) -> None:
     """The checks `mtrl train` runs before building anything, plus the backend name."""
-    wiring.check_compatible(config)
+    wiring.check_trainable(config)
     backends = envs.BACKENDS[config.env.name]
     if config.env.backend is not None and config.env.backend not in backends:
         raise ValueError(
             f"env.backend {config.env.backend!r} is not available for {config.env.name}; "
             f"valid backends: {', '.join(backends)}"
         )
-
-
-def vmaps_seeds(config: TrainConfig) -> bool:
-    """Whether seeds of `config` can train in one vmapped program: only pure-JAX backends (the toy env)."""
-    return (config.env.backend or envs.BACKENDS[config.env.name][0]) == "jax"
 
 
 def seed_blocks(seeds: Sequence[int], together: bool) -> list[tuple[int, ...]]:

@@ -72,7 +72,7 @@ def make_env(
 
 def make_envs(config: TrainConfig) -> tuple[Env, Env | EvalEnvs]:
     """Training env (random goals) and where the agent is evaluated (every goal once, in turn)."""
-    check_compatible(config)
+    check_trainable(config)
     episodes_per_goal = make_agent(config).episodes_per_goal if is_episodic(config.agent_name) else 1
     train_env = make_env(
         config.env, config.seed, envs_per_task=config.env.envs_per_task, episodes_per_goal=episodes_per_goal
@@ -197,6 +197,28 @@ def check_compatible(config: TrainConfig) -> None:
         )
     if is_meta(config.agent_name):  # RL²: meta-test must stay within the trial length it trained on
         get_agent(config.agent_name).check_meta_protocol(config.agent, config.loop.meta_adaptation_episodes)
+
+
+def check_trainable(config: TrainConfig) -> None:
+    """`check_compatible`, plus what only training needs: several seeds in one program need a pure-JAX env
+    (evaluating a many-seed checkpoint on a host backend is fine: the seeds then play one after another)."""
+    check_compatible(config)
+    if config.num_seeds > 1 and not vmaps_seeds(config):
+        raise ValueError(
+            f"--num-seeds {config.num_seeds} trains the seeds in one vmapped program, which needs a pure-JAX "
+            f"env; {config.env.name} on the {backend_of(config)} backend steps on the host: train one seed "
+            "per process (mtrl sweep does) or use a jax backend"
+        )
+
+
+def backend_of(config: TrainConfig) -> str:
+    """The env backend the run uses (the benchmark's default when none is given)."""
+    return config.env.backend or envs.BACKENDS[config.env.name][0]
+
+
+def vmaps_seeds(config: TrainConfig) -> bool:
+    """Whether seeds of `config` can train in one vmapped program: on pure-JAX backends (toy, MiniGrid)."""
+    return backend_of(config) == "jax"
 
 
 def agent_template(config: TrainConfig, spec: EnvSpec):
