@@ -99,3 +99,15 @@ def test_resumed_logger_continues_the_same_wandb_run(tmp_path):
     resumed.close()
     assert (tmp_path / "wandb_run_id").read_text() == run_id
     assert read_metrics(tmp_path) == [{"step": 1, "a": 1.0}, {"step": 2, "a": 2.0}]
+
+
+def test_a_wandb_failure_during_log_warns_once_and_the_local_log_goes_on(tmp_path):
+    run = RunLogger(tmp_path, {"a": 1}, WandbConfig(mode="offline"), name="t")
+    run.log(1, {"x": 1.0})
+    run._wandb.finish()  # a real W&B failure: logging into a run that has ended raises
+    with pytest.warns(UserWarning, match="W&B logging failed") as warned:
+        run.log(2, {"x": 2.0})
+        run.log(3, {"x": 3.0})
+    assert len(warned) == 1
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3]
+    run.close()
