@@ -47,7 +47,7 @@ from flax import struct
 from jaxtyping import Array, Bool, Float
 
 from mtrl.gradients import gradient_step
-from mtrl.onpolicy import RolloutState, Trajectory, discounted_returns, normalize, rollout
+from mtrl.onpolicy import RolloutState, Trajectory, collect_steps, discounted_returns, normalize
 from mtrl.types import AgentTraits, Env, EnvSpec, PyTree, TimeStep, Transition
 
 from .policy_gradient import (
@@ -415,7 +415,7 @@ def train_iteration(env: Env, state: State, key: jax.Array) -> tuple[State, dict
     params = broadcast_params(state.params, spec.num_envs)
     phases, batches = [], []
     for k in range(cfg.inner_steps + 1):
-        carry, traj = rollout(env, policy_fn, params, carry, steps)
+        carry, traj = collect_steps(env, policy_fn, params, carry, steps)
         phases.append(traj)
         batches.append(policy_batch(traj, T, cfg))
         if k < cfg.inner_steps:  # θ^(k+1)_i from θ^(k)_i and D^(k)_i, per env

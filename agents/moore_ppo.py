@@ -397,7 +397,7 @@ def train_iteration(env: Env, state: State, key: jax.Array) -> tuple[State, dict
     env_state, timestep = env.reset(reset_key)
     carry = onpolicy.RolloutState(env_state, timestep, rollout_key)
     policy = functools.partial(sample_policy, state.actor)
-    _, traj = onpolicy.rollout(env, policy, state.actor_params, carry, state.config.steps_per_iteration)
+    _, traj = onpolicy.collect_steps(env, policy, state.actor_params, carry, state.config.steps_per_iteration)
     batch = make_batch(state, traj, env.spec.num_tasks)
     state, critic_metrics = fit_critic(state, batch)
     state, actor_metrics = fit_actor(state, batch, actor_key)

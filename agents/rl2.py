@@ -338,7 +338,7 @@ def init_carry(state: State, env_state: PyTree, timestep: TimeStep, key: jax.Arr
     )
 
 
-def rollout_step(env: Env, state: State, carry: RolloutCarry, _: None) -> tuple[RolloutCarry, TrialStep]:
+def trial_step(env: Env, state: State, carry: RolloutCarry, _: None) -> tuple[RolloutCarry, TrialStep]:
     """Act, step every env, zero the fed-back inputs where an episode ended and the memory where a trial
     ended."""
     key, act_key = jax.random.split(carry.key)
@@ -374,9 +374,9 @@ def rollout_step(env: Env, state: State, carry: RolloutCarry, _: None) -> tuple[
     return new, record
 
 
-def rollout(env: Env, state: State, carry: RolloutCarry, num_steps: int) -> tuple[RolloutCarry, TrialStep]:
+def play_steps(env: Env, state: State, carry: RolloutCarry, num_steps: int) -> tuple[RolloutCarry, TrialStep]:
     """`num_steps` vector steps in one `lax.scan`; the record is time-major `[num_steps, envs, ...]`."""
-    return jax.lax.scan(functools.partial(rollout_step, env, state), carry, length=num_steps)
+    return jax.lax.scan(functools.partial(trial_step, env, state), carry, length=num_steps)
 
 
 # --- advantages and update -------------------------------------------------------------------------------
@@ -429,7 +429,7 @@ def train_iteration(env: Env, state: State, key: jax.Array) -> tuple[State, dict
     reset_key, rollout_key, update_key = jax.random.split(key, 3)
     env_state, timestep = env.reset(reset_key)
     carry = init_carry(state, env_state, timestep, rollout_key)
-    carry, trial = rollout(env, state, carry, vector_steps_per_iteration(spec, config))
+    carry, trial = play_steps(env, state, carry, vector_steps_per_iteration(spec, config))
 
     rewards = trial.policy_reward - config.entropy_coef * trial.log_prob  # garage's max-entropy bonus
     values = fit_baseline(trial.inputs, rewards, config)

@@ -27,7 +27,7 @@ PolicyFn = Callable[[PyTree, jax.Array, jax.Array, jax.Array], tuple[jax.Array, 
 
 @struct.dataclass
 class Trajectory:
-    """Steps of every env; leading axes `[steps, envs]` from `rollout`, `[episodes, time, envs]` from
+    """Steps of every env; leading axes `[steps, envs]` from `collect_steps`, `[episodes, time, envs]` from
     `collect_episodes`. `next_obs` is the true next state (the env's `final_obs`), also at a truncation."""
 
     obs: Float[Array, "*batch obs"]
@@ -54,7 +54,7 @@ class RolloutState(NamedTuple):
     key: jax.Array
 
 
-def rollout_step(
+def collect_step(
     env: Env, policy_fn: PolicyFn, params: PyTree, carry: RolloutState, _: None
 ) -> tuple[RolloutState, Trajectory]:
     """Act on the last observation, step every env, record the transition."""
@@ -76,13 +76,13 @@ def rollout_step(
     return RolloutState(env_state, step, key), record
 
 
-def rollout(
+def collect_steps(
     env: Env, policy_fn: PolicyFn, params: PyTree, carry: RolloutState, num_steps: int
 ) -> tuple[RolloutState, Trajectory]:
     """`num_steps` vector steps from `carry` in one `lax.scan`; the trajectory is `[num_steps, envs, ...]`."""
 
     def body(state: RolloutState, x: None) -> tuple[RolloutState, Trajectory]:
-        return rollout_step(env, policy_fn, params, state, x)
+        return collect_step(env, policy_fn, params, state, x)
 
     return jax.lax.scan(body, carry, length=num_steps)
 
@@ -102,14 +102,14 @@ def collect_episodes(
     `reset_key` gives the same goals (and initial states) under fresh actions (MT-PPO holding its goals for
     several iterations). Each env's episodes follow one another through the env's same-step auto-reset; an
     env whose episodes are not all `spec.episode_length` steps long (one that terminates early) would
-    misalign them, so use `rollout` and flat time for such envs.
+    misalign them, so use `collect_steps` and flat time for such envs.
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
     default_reset_key, rollout_key = jax.random.split(key)
     env_state, timestep = env.reset(default_reset_key if reset_key is None else reset_key)
     length = env.spec.episode_length
-    _, steps = rollout(
+    _, steps = collect_steps(
         env, policy_fn, params, RolloutState(env_state, timestep, rollout_key), num_episodes * length
     )
     return jax.tree.map(lambda x: x.reshape(num_episodes, length, *x.shape[1:]), steps)

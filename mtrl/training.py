@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtrl import evaluation, rollout
+from mtrl import evaluation, offpolicy
 from mtrl.types import Agent, Env, EnvSpec
 
 
@@ -151,15 +151,15 @@ def make_programs(
             "(run one seed per process instead)"
         )
     iteration = config.steps_per_iteration
-    init = functools.partial(rollout.init_train_state, env, agent, replay_capacity=config.replay_per_task)
+    init = functools.partial(offpolicy.init_state, env, agent, replay_capacity=config.replay_per_task)
     random_actions = config.warmup_actions == "uniform"
     warmup = functools.partial(
-        rollout.collect, env, agent, num_steps=iteration, random_actions=random_actions
+        offpolicy.collect, env, agent, num_steps=iteration, random_actions=random_actions
     )
 
     def train(state):
-        state = rollout.collect(env, agent, state, num_steps=iteration, random_actions=False)
-        state, metrics = rollout.learn(
+        state = offpolicy.collect(env, agent, state, num_steps=iteration, random_actions=False)
+        state, metrics = offpolicy.learn(
             agent,
             state,
             num_updates=iteration * config.updates_per_step,
@@ -204,7 +204,7 @@ class Interrupted(RuntimeError):
 class Start:
     """Where a resumed run picks up: the restored train state after `iteration` completed iterations."""
 
-    state: rollout.TrainState
+    state: offpolicy.OffPolicyState
     iteration: int
 
 
@@ -283,10 +283,12 @@ class Schedule:
         self.hooks.progress(self.total_steps(i), metrics)
 
 
-def train_state_template(env: Env, agent: Agent, config: LoopConfig, keys: jax.Array) -> rollout.TrainState:
+def train_state_template(
+    env: Env, agent: Agent, config: LoopConfig, keys: jax.Array
+) -> offpolicy.OffPolicyState:
     """The train state's structure, shapes and dtypes (nothing computed): what a checkpoint restores into."""
     num_seeds = keys.shape[0] if keys.ndim else 1
-    init = functools.partial(rollout.init_train_state, env, agent, replay_capacity=config.replay_per_task)
+    init = functools.partial(offpolicy.init_state, env, agent, replay_capacity=config.replay_per_task)
     return jax.eval_shape(jax.vmap(init) if num_seeds > 1 else init, keys)
 
 
@@ -300,7 +302,7 @@ def train(
     hooks: Hooks | None = None,
     start: Start | None = None,
     moore_eval_env: Env | None = None,
-) -> tuple[rollout.TrainState, dict[str, float]]:
+) -> tuple[offpolicy.OffPolicyState, dict[str, float]]:
     """Train `agent` on `env`; returns the final state and the final evaluation's metrics.
 
     Every evaluation plays `eval_env` by the all-goals protocol and, with `moore_eval_env` (built with
@@ -392,7 +394,7 @@ def _every(steps_per_task: int, steps_per_iteration: int) -> int:
 
 
 def _train_metrics(
-    state: rollout.TrainState, update_metrics: dict[str, Any], spec: EnvSpec
+    state: offpolicy.OffPolicyState, update_metrics: dict[str, Any], spec: EnvSpec
 ) -> dict[str, float]:
     """Losses averaged over the iteration; success, return and simulator instabilities since the last log.
 

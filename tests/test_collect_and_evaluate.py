@@ -15,7 +15,7 @@ import pytest
 from mtrl.agents import mt_sac
 from mtrl.envs import PointMass, PointMassConfig, make
 
-from mtrl import evaluation, rollout, training
+from mtrl import evaluation, offpolicy, training
 from mtrl.types import Agent
 
 HORIZON = 5
@@ -36,11 +36,11 @@ def constant_agent(value: float) -> Agent:
 def test_replay_after_collect_holds_the_final_observation_and_no_termination_on_truncation():
     env = make("toy", envs_per_task=2, num_tasks=2, max_episode_steps=HORIZON)
     agent = small_agent()
-    state = rollout.init_train_state(env, agent, jax.random.key(0), replay_capacity=16)
+    state = offpolicy.init_state(env, agent, jax.random.key(0), replay_capacity=16)
     steps = []
     for _ in range(HORIZON + 2):  # across the auto-reset at step HORIZON
         previous = state.timestep
-        state, _ = rollout.collect_step(env, agent, True, state, None)
+        state, _ = offpolicy.collect_step(env, agent, True, state, None)
         steps.append((previous, state.timestep))
     data = jax.device_get(state.replay.data)
     for t, (previous, step) in enumerate(steps):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mtrl.agents import moore_sac, mt_sac
 
-from mtrl import checkpoint, evaluation, rollout, training
+from mtrl import checkpoint, evaluation, offpolicy, training
 from mtrl.app import wiring
 from mtrl.app.config import EnvConfig, TrainConfig
 from mtrl.app.policy import load_policy
@@ -134,7 +134,7 @@ def test_evaluation_counts_every_goal_once():
 
 
 def test_unstable_steps_are_counted_per_env_and_cleared_with_the_totals():
-    stats = rollout.EpisodeStats.zeros(3)
+    stats = offpolicy.EpisodeStats.zeros(3)
     no = np.zeros(3, bool)
     for unstable in ([True, False, False], [True, False, True]):
         step = TimeStep(
@@ -194,7 +194,7 @@ def test_evaluation_before_training_scores_the_untrained_agent_at_step_0():
     assert [step for step, _ in evaluations][0] == 0 and len(evaluations) == 2
     train_env, eval_env = wiring.make_envs(config)
     agent = wiring.make_agent(config)
-    untrained = rollout.init_train_state(
+    untrained = offpolicy.init_state(
         train_env, agent, jax.random.key(5), replay_capacity=loop.replay_per_task
     )
     episodes = evaluation.episodes_per_env(eval_env.spec, loop.eval_goals_per_task)

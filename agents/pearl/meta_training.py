@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Int
 
-from mtrl.onpolicy import RolloutState, Trajectory, rollout
+from mtrl.onpolicy import RolloutState, Trajectory, collect_steps
 from mtrl.types import Env, Transition
 
 from ..sac.networks import sample_action
@@ -28,7 +28,7 @@ class CollectCarry(NamedTuple):
 
 
 def _act(networks: Networks, config: Config, params, obs, task_id, key):
-    """Behaviour policy for `mtrl.onpolicy.rollout`: params = (actor params, z [envs, latent])."""
+    """Behaviour policy for `mtrl.onpolicy.collect_steps`: params = (actor params, z [envs, latent])."""
     actor_params, z = params
     mean, log_std = policy(networks, actor_params, obs, z, config)
     return sample_action(mean, log_std, key)
@@ -47,7 +47,7 @@ def collect_episode(
     z = sample_latent(mean, var, z_key)  # with the mask off this is the prior N(0, I)
     policy_fn = functools.partial(_act, state.networks, cfg)
     start = carry.rollout._replace(key=roll_key)
-    rolled, traj = rollout(env, policy_fn, (state.actor_params, z), start, env.spec.episode_length)
+    rolled, traj = collect_steps(env, policy_fn, (state.actor_params, z), start, env.spec.episode_length)
     episodes = Transition(
         *(jnp.swapaxes(x, 0, 1) for x in (traj.obs, traj.action, traj.reward, traj.next_obs)),
         terminated=jnp.swapaxes(traj.terminated, 0, 1).astype(jnp.float32),

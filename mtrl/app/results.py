@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtrl import plots
+from mtrl import run_plots
 from mtrl.app.progress import markdown_table, success_table
 from mtrl.logger import read_metrics
 
@@ -61,5 +61,5 @@ def finish(run_dir, metrics, console, *, title: str, plot: bool = True) -> RunRe
             sections.append(f"# {heading}\n\n{markdown_table(table, metric)}")
     (run_dir / "success_table.md").write_text("\n".join(sections))
     if plot:
-        plots.plot_run(run_dir, read_metrics(run_dir), tuple(per_task), prefix=prefix)
+        run_plots.plot_run(run_dir, read_metrics(run_dir), tuple(per_task), prefix=prefix)
     return RunResult(run_dir, per_task)

@@ -1,8 +1,9 @@
 """Jitted collect and update scans: the body of the off-policy training loop.
 
-`TrainState` is the whole carry. `collect` runs `lax.scan` over vector steps (act → env.step → replay.add) and
-`learn` runs `lax.scan` over gradient steps (task-balanced sample → agent.update). Both are plain functions of
-pytrees, bound to an env and an agent with `functools.partial`, so they `jit` and `vmap` over seeds.
+`OffPolicyState` is the whole carry. `collect` runs `lax.scan` over vector steps (act → env.step →
+replay.add) and `learn` runs `lax.scan` over gradient steps (task-balanced sample → agent.update). Both are
+plain functions of pytrees, bound to an env and an agent with `functools.partial`, so they `jit` and `vmap`
+over seeds.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class EpisodeStats:
 
 
 @struct.dataclass
-class TrainState:
+class OffPolicyState:
     """Everything the loop carries: agent, env and replay state, the last time step, stats and key."""
 
     agent: PyTree
@@ -64,11 +65,11 @@ class TrainState:
     key: jax.Array
 
 
-def init_train_state(env: Env, agent: Agent, key: jax.Array, replay_capacity: int) -> TrainState:
+def init_state(env: Env, agent: Agent, key: jax.Array, replay_capacity: int) -> OffPolicyState:
     """Initialise the agent, reset the env and allocate replay for one seed."""
     agent_key, env_key, key = jax.random.split(key, 3)
     env_state, timestep = env.reset(env_key)
-    return TrainState(
+    return OffPolicyState(
         agent=agent.init(agent_key, env.spec),
         env=env_state,
         timestep=timestep,
@@ -79,8 +80,8 @@ def init_train_state(env: Env, agent: Agent, key: jax.Array, replay_capacity: in
 
 
 def collect_step(
-    env: Env, agent: Agent, random_actions: bool, state: TrainState, _: None
-) -> tuple[TrainState, None]:
+    env: Env, agent: Agent, random_actions: bool, state: OffPolicyState, _: None
+) -> tuple[OffPolicyState, None]:
     """One vector step: act on the last observation, step every env, store the transitions."""
     key, act_key = jax.random.split(state.key)
     obs, task_id = state.timestep.obs, state.timestep.task_id
@@ -108,8 +109,8 @@ def collect_step(
 
 
 def update_step(
-    agent: Agent, batch_per_task: int, state: TrainState, _: None
-) -> tuple[TrainState, dict[str, jax.Array]]:
+    agent: Agent, batch_per_task: int, state: OffPolicyState, _: None
+) -> tuple[OffPolicyState, dict[str, jax.Array]]:
     """One gradient step on a task-balanced batch."""
     key, sample_key, update_key = jax.random.split(state.key, 3)
     batch = replay_lib.sample(state.replay, sample_key, batch_per_task)
@@ -117,10 +118,12 @@ def update_step(
     return state.replace(agent=agent_state, key=key), metrics
 
 
-def collect(env: Env, agent: Agent, state: TrainState, *, num_steps: int, random_actions: bool) -> TrainState:
+def collect(
+    env: Env, agent: Agent, state: OffPolicyState, *, num_steps: int, random_actions: bool
+) -> OffPolicyState:
     """`num_steps` vector steps in one `lax.scan`."""
 
-    def body(carry: TrainState, x: None) -> tuple[TrainState, None]:
+    def body(carry: OffPolicyState, x: None) -> tuple[OffPolicyState, None]:
         return collect_step(env, agent, random_actions, carry, x)
 
     state, _ = jax.lax.scan(body, state, length=num_steps)
@@ -128,11 +131,11 @@ def collect(env: Env, agent: Agent, state: TrainState, *, num_steps: int, random
 
 
 def learn(
-    agent: Agent, state: TrainState, *, num_updates: int, batch_per_task: int
-) -> tuple[TrainState, dict[str, jax.Array]]:
+    agent: Agent, state: OffPolicyState, *, num_updates: int, batch_per_task: int
+) -> tuple[OffPolicyState, dict[str, jax.Array]]:
     """`num_updates` gradient steps in one `lax.scan`; returns metrics averaged over them."""
 
-    def body(carry: TrainState, x: None) -> tuple[TrainState, dict[str, jax.Array]]:
+    def body(carry: OffPolicyState, x: None) -> tuple[OffPolicyState, dict[str, jax.Array]]:
         return update_step(agent, batch_per_task, carry, x)
 
     state, metrics = jax.lax.scan(body, state, length=num_updates)
