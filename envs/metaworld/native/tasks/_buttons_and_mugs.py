@@ -1,4 +1,10 @@
-"""Pieces shared by the button ports (button-press*, coffee-button) and the mug ports (coffee-pull/push)."""
+"""Reads, constants and reward terms of the button ports and the coffee-mug ports.
+
+button-press, -topdown, -topdown-wall, -wall and coffee-button all press a button on a slide joint
+along one world axis, and metaworld computes their press depth and reach terms the same way;
+coffee-pull and coffee-push move the same mug with one shared reward. Each family's math lives here
+once, and each task module keeps only its own margins and gates.
+"""
 
 import jax.numpy as jnp
 

@@ -1,4 +1,10 @@
-"""Pieces shared by the door, lock and window ports (door-*, window-* tasks)."""
+"""Object reads of the door and lock ports, and the reads and reward of the window ports.
+
+door-open and door-close observe the same handle geom; door-lock and door-unlock a site on the lock
+with the door's quaternion; window-open and window-close a handle site, and share one reward that
+differs only in where the in-place margin is measured from and the reach sigmoid. Each pair's common
+part lives here once, so the task modules keep only what differs.
+"""
 
 import jax.numpy as jnp
 

@@ -1,46 +1,22 @@
-"""Pieces shared by the handle and faucet ports (handle-press*, handle-pull*, faucet-* tasks)."""
+"""Reads, constants and rewards of the handle ports (handle-press*, handle-pull*) and faucet ports.
+
+handle-press and handle-press-side share their observed site, float64 margins and reward;
+handle-pull and handle-pull-side their observed site; faucet-open and faucet-close their lowered
+handle point, margins and reward. Each pair's common part lives here once, so the task modules keep
+only what differs (sites, goals, success tests).
+"""
 
 import jax.numpy as jnp
 import numpy as np
 
 from ..port import Constant, Read
 from ..rewards import hamacher_product, norm, tolerance
+from ._precise_offsets import split, tcp_to
 
 
 def no_quat(pos):
     """Zero quaternions for tasks whose `_get_quat_objects` is `np.zeros(4)`."""
     return jnp.zeros((pos.shape[0], 4), pos.dtype)
-
-
-def split(x):
-    """A float64 point as float32 (hi, lo) [6]: hi is x rounded to float32, lo the part hi misses."""
-    x = np.asarray(x, np.float64)
-    hi = x.astype(np.float32).astype(np.float64)
-    return np.concatenate([hi, x - hi])
-
-
-def anchored_minus(point, anchor, other):
-    """`point - other` [envs, 3] for a float32 `point` that stays near a `split` float64 `anchor`.
-
-    While the point sits where the anchor was taken, `point - hi` is exactly 0 and the result is the
-    float64 anchor minus `other` up to one rounding; when it moves, it is no worse than `point - other`.
-    """
-    hi, lo = anchor[:, :3], anchor[:, 3:]
-    return ((point - hi) + lo) + (hi - other)
-
-
-def tcp_to(frame, point, anchor=None):
-    """`point - tcp_center` [envs, 3], as the mean of the offsets from the two fingertips.
-
-    Same value as `point - frame.tcp`, but each difference of nearby float32 positions is exact, so the
-    rounding of the fingertip sum is avoided (reach terms with narrow margins amplify it). With an
-    `anchor`, the point's own float32 rounding is avoided too while it stays at the anchor.
-    """
-    if anchor is None:
-        return ((point - frame.right_finger) + (point - frame.left_finger)) / 2
-    return (
-        anchored_minus(point, anchor, frame.right_finger) + anchored_minus(point, anchor, frame.left_finger)
-    ) / 2
 
 
 # handle-press / handle-press-side: the observed object is the `handleStart` site, no orientation.

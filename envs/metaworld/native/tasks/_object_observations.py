@@ -1,7 +1,9 @@
-"""Object observations shared by several single-object ports (pick-out-of-hole, shelf-place, ...).
+"""The two ways metaworld observes a single `obj` body, shared by the ports that use them.
 
-Metaworld observes the object either as the `obj` body with its MuJoCo quaternion (w, x, y, z), or as
-the `obj` body position with the orientation of its `objGeom` geom converted by scipy (x, y, z, w).
+Metaworld observes the object either as the `obj` body with its MuJoCo quaternion (w, x, y, z)
+(bin-picking, hand-insert, pick-out-of-hole, sweep), or as the `obj` body position with the
+orientation of its `objGeom` geom converted by scipy (x, y, z, w) (reach-wall, shelf-place,
+sweep-into). Each reading is written here once, with the metaworld call it mirrors.
 """
 
 from ..port import Read

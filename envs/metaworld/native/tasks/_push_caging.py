@@ -1,4 +1,4 @@
-"""Pieces shared by the sweep, sweep-into and soccer ports: their common `_gripper_caging_reward` override.
+"""The push-style `_gripper_caging_reward` that sweep, sweep-into and soccer override the base one with.
 
 Those three envs replace the base class's caging reward with the same push-style variant, differing
 only in two margins. The object is "caged" when the pads straddle it in y and the tcp is over it in

@@ -1,4 +1,10 @@
-"""Pieces shared by the plate-slide and push ports (plate-slide-*, push-*)."""
+"""Reads, constants and the lowered-slide reward of the plate-slide ports and push ports.
+
+plate-slide* and push* measure their margins from the same `obj_init_pos` with the same 5 cm target
+radius; plate-slide*, push-back and push-wall observe their puck as a geom (position and rotation
+matrix); plate-slide-back, -side and -back-side also share one reward (reach the puck, then slide
+it home with the tcp low). Those common parts live here once.
+"""
 
 import jax.numpy as jnp
 

@@ -1,4 +1,10 @@
-"""Pieces shared by the wrench/hammer ports (assembly, disassemble, hammer) and the stick ports."""
+"""Reward pieces of the long-handled tool ports (assembly, disassemble, hammer) and the stick ports.
+
+The wrench (assembly, disassemble) and the hammer are grasped by a long handle, so metaworld snaps
+the object's x to the hand's before the caging reward, scores the tool's orientation against an
+ideal quaternion and rewards lifting plus placement the same way; stick-pull and stick-push observe
+the stick and a container point alike. Those shared pieces live here once.
+"""
 
 import jax.numpy as jnp
 

@@ -4,7 +4,7 @@ is within 2 cm (along y) of the `hole` site."""
 import jax.numpy as jnp
 
 from ..port import TaskPort
-from ._shared_a import BUTTON_READS, button_constants, button_objects, button_reward, button_terms
+from ._buttons_and_mugs import BUTTON_READS, button_constants, button_objects, button_reward, button_terms
 
 
 def reward(frame, consts, obs, action):

@@ -2,7 +2,7 @@
 when its tip is within 2.4 cm (in height) of the `hole` site."""
 
 from ..port import TaskPort
-from ._shared_a import BUTTON_READS, button_constants, button_objects, button_reward, button_terms
+from ._buttons_and_mugs import BUTTON_READS, button_constants, button_objects, button_reward, button_terms
 
 
 def reward(frame, consts, obs, action):

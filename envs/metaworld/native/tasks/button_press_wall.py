@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from ..port import TaskPort
 from ..rewards import hamacher_product
-from ._shared_a import BUTTON_READS, button_constants, button_objects, button_terms
+from ._buttons_and_mugs import BUTTON_READS, button_constants, button_objects, button_terms
 
 
 def reward(frame, consts, obs, action):

@@ -4,7 +4,7 @@
 import jax.numpy as jnp
 
 from ..port import Read, TaskPort
-from ._shared_a import button_reward, button_terms, press_constants
+from ._buttons_and_mugs import button_reward, button_terms, press_constants
 
 MAX_DIST = 0.03  # metaworld's `max_dist`, fixed at construction: the button's travel to the goal
 

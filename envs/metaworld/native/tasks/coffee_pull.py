@@ -2,6 +2,6 @@
 goal; success when it is within 7 cm of the goal."""
 
 from ..port import TaskPort
-from ._shared_a import MUG_CONSTANTS, MUG_READS, mug_objects, mug_reward
+from ._buttons_and_mugs import MUG_CONSTANTS, MUG_READS, mug_objects, mug_reward
 
 PORT = TaskPort(reads=MUG_READS, constants=MUG_CONSTANTS, objects=mug_objects, reward=mug_reward)

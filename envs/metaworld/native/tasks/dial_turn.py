@@ -6,7 +6,7 @@ import numpy as np
 
 from ..port import Constant, Read, TaskPort
 from ..rewards import hamacher_product, norm, tolerance
-from ._shared_c import split, tcp_to
+from ._precise_offsets import split, tcp_to
 
 TARGET_RADIUS = 0.07
 REACH_RADIUS = 0.005

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from ..port import Read, TaskPort, attribute
 from ..rewards import gripper_caging_reward, norm
-from ._shared_f import lift_and_place, quat_reward, snap_x_to_hand
+from ._wrench_hammer_stick import lift_and_place, quat_reward, snap_x_to_hand
 
 WRENCH_HANDLE_LENGTH = 0.02
 IDEAL_QUAT = (0.707, 0.0, 0.0, 0.707)  # the wrench lying flat

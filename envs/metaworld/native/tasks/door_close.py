@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from ..port import TaskPort, attribute
 from ..rewards import norm, tolerance
-from ._shared_b import DOOR_HANDLE_READS, door_handle_objects
+from ._doors_and_windows import DOOR_HANDLE_READS, door_handle_objects
 
 TARGET_RADIUS = 0.05
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from ..port import TaskPort
 from ..rewards import hamacher_product, norm, tolerance
-from ._shared_b import LOCK_LENGTH, lock_objects, lock_reads
+from ._doors_and_windows import LOCK_LENGTH, lock_objects, lock_reads
 
 SCALE = jnp.array([0.25, 1.0, 0.5])
 

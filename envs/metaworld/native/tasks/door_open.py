@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from ..port import Read, TaskPort
 from ..rewards import hamacher_product, norm, tolerance
-from ._shared_b import DOOR_HANDLE_READS, door_handle_objects
+from ._doors_and_windows import DOOR_HANDLE_READS, door_handle_objects
 
 FUNNEL_RADIUS = 0.12
 

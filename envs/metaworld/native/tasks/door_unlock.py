@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from ..port import Read, TaskPort
 from ..rewards import norm, tolerance
-from ._shared_b import LOCK_LENGTH, lock_objects, lock_reads
+from ._doors_and_windows import LOCK_LENGTH, lock_objects, lock_reads
 
 SHOULDER_OFFSET = jnp.array([0.0, 0.055, 0.07])  # from the fingers up to the gripper's shoulder
 SCALE = jnp.array([0.25, 1.0, 0.5])

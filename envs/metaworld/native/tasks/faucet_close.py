@@ -2,7 +2,7 @@
 within 7 cm of the goal."""
 
 from ..port import TaskPort
-from ._shared_c import FAUCET_CONSTANTS, faucet_objects, faucet_reads, faucet_reward
+from ._handles_and_faucets import FAUCET_CONSTANTS, faucet_objects, faucet_reads, faucet_reward
 
 
 def reward(frame, consts, obs, action):

@@ -4,7 +4,7 @@ handle's end is within 7 cm of the goal."""
 import jax.numpy as jnp
 
 from ..port import TaskPort
-from ._shared_c import FAUCET_CONSTANTS, faucet_objects, faucet_reads, faucet_reward
+from ._handles_and_faucets import FAUCET_CONSTANTS, faucet_objects, faucet_reads, faucet_reward
 
 GRIP_OFFSET = jnp.array([-0.04, 0.0, 0.03])  # the reward (and success) use this point, not the obs
 

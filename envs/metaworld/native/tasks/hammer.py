@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from ..port import Read, TaskPort, attribute
 from ..rewards import gripper_caging_reward, norm
-from ._shared_f import lift_and_place, quat_reward, snap_x_to_hand
+from ._wrench_hammer_stick import lift_and_place, quat_reward, snap_x_to_hand
 
 HAMMER_HANDLE_LENGTH = 0.14
 IDEAL_QUAT = (1.0, 0.0, 0.0, 0.0)  # the hammer lying as it starts

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 
 from ..port import TaskPort, attribute
 from ..rewards import gripper_caging_reward, hamacher_product, norm, tolerance
-from ._shared_e import OBJ_BODY_READS, obj_body_objects
+from ._object_observations import OBJ_BODY_READS, obj_body_objects
 
 TARGET_RADIUS = 0.05
 

@@ -2,7 +2,12 @@
 height is within 2 cm of the goal's."""
 
 from ..port import TaskPort
-from ._shared_c import HANDLE_PRESS_CONSTANTS, HANDLE_PRESS_READS, handle_press_objects, handle_press_reward
+from ._handles_and_faucets import (
+    HANDLE_PRESS_CONSTANTS,
+    HANDLE_PRESS_READS,
+    handle_press_objects,
+    handle_press_reward,
+)
 
 PORT = TaskPort(
     reads=HANDLE_PRESS_READS,

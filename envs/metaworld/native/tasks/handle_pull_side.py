@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from ..port import TaskPort, attribute
 from ..rewards import gripper_caging_reward, hamacher_product, norm, tolerance
-from ._shared_c import handle_pull_objects, handle_pull_reads
+from ._handles_and_faucets import handle_pull_objects, handle_pull_reads
 
 TARGET_RADIUS = 0.05  # the base class's; success uses its own 8 cm
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from ..port import TaskPort, attribute
 from ..rewards import gripper_caging_reward, hamacher_product, norm, tolerance
-from ._shared_e import OBJ_BODY_READS, obj_body_objects
+from ._object_observations import OBJ_BODY_READS, obj_body_objects
 
 IN_PLACE_RADIUS = 0.02  # the class's `_TARGET_RADIUS`, used for the in-place tolerance
 MAX_REWARD_RADIUS = 0.05  # the code checks `self.TARGET_RADIUS`, the base class's 0.05, not 0.02

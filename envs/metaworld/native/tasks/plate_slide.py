@@ -4,7 +4,7 @@ import jax.numpy as jnp
 
 from ..port import TaskPort
 from ..rewards import hamacher_product, norm, tolerance
-from ._shared_d import OBJ_INIT_POS, TARGET_RADIUS, geom_objects, geom_reads
+from ._slide_and_push import OBJ_INIT_POS, TARGET_RADIUS, geom_objects, geom_reads
 
 
 def reward(frame, consts, obs, action):

@@ -4,7 +4,7 @@ Success: the puck within 7 cm of the goal.
 """
 
 from ..port import TaskPort
-from ._shared_d import OBJ_INIT_POS, geom_objects, geom_reads, plate_slide_lowered_reward
+from ._slide_and_push import OBJ_INIT_POS, geom_objects, geom_reads, plate_slide_lowered_reward
 
 PORT = TaskPort(
     reads=geom_reads("puck"),

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 
 from ..port import Read, TaskPort
 from ..rewards import gripper_caging_reward, norm, quat_from_matrix, tolerance
-from ._shared_d import OBJ_INIT_POS, TARGET_RADIUS
+from ._slide_and_push import OBJ_INIT_POS, TARGET_RADIUS
 
 
 def objects(frame):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from ..port import TaskPort
 from ..rewards import gripper_caging_reward, norm, tolerance
-from ._shared_d import OBJ_INIT_POS, TARGET_RADIUS, geom_objects, geom_reads
+from ._slide_and_push import OBJ_INIT_POS, TARGET_RADIUS, geom_objects, geom_reads
 
 IN_PLACE_SCALING = jnp.array([3.0, 1.0, 1.0])
 

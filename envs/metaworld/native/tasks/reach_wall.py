@@ -5,7 +5,7 @@ line (tcp-to-goal tolerance with the hand's start as margin), so this port reuse
 """
 
 from ..port import TaskPort, attribute
-from ._shared_e import OBJ_GEOM_MAT_READS, obj_geom_mat_objects
+from ._object_observations import OBJ_GEOM_MAT_READS, obj_geom_mat_objects
 from .reach import reward
 
 PORT = TaskPort(

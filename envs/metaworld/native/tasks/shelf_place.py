@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from ..port import TaskPort, attribute
 from ..rewards import gripper_caging_reward, hamacher_product, norm, tolerance
-from ._shared_e import OBJ_GEOM_MAT_READS, obj_geom_mat_objects
+from ._object_observations import OBJ_GEOM_MAT_READS, obj_geom_mat_objects
 
 TARGET_RADIUS = 0.05
 SHELF_HEIGHT = 0.24

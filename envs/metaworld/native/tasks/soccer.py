@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from ..port import Read, TaskPort, attribute
 from ..rewards import norm, quat_from_matrix, tolerance
-from ._shared_g import push_caging_reward
+from ._push_caging import push_caging_reward
 
 OBJ_RADIUS = 0.013
 TARGET_RADIUS = 0.07

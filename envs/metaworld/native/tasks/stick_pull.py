@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from ..port import Read, TaskPort, attribute
 from ..rewards import gripper_caging_reward, hamacher_product, norm, tolerance
-from ._shared_f import stick_objects
+from ._wrench_hammer_stick import stick_objects
 
 TARGET_RADIUS = 0.05
 CONTAINER_OFFSET = jnp.array([0.05, 0.0, 0.0])  # container point relative to the handle

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from ..port import Frame, Read, TaskPort, attribute
 from ..rewards import gripper_caging_reward, norm, tolerance
-from ._shared_f import stick_objects
+from ._wrench_hammer_stick import stick_objects
 
 TARGET_RADIUS = 0.12
 STICK_OFFSET = jnp.array([0.015, 0.0, 0.0])

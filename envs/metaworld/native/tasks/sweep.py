@@ -7,8 +7,8 @@ import jax.numpy as jnp
 
 from ..port import TaskPort, attribute
 from ..rewards import hamacher_product, norm, tolerance
-from ._shared_e import OBJ_BODY_READS, obj_body_objects
-from ._shared_g import push_caging_reward
+from ._object_observations import OBJ_BODY_READS, obj_body_objects
+from ._push_caging import push_caging_reward
 
 TARGET_RADIUS = 0.05
 OBJ_RADIUS = 0.02

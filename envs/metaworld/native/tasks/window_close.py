@@ -2,7 +2,7 @@
 within 5 cm of the goal's x."""
 
 from ..port import TaskPort, attribute
-from ._shared_b import window_objects, window_reads, window_reward
+from ._doors_and_windows import window_objects, window_reads, window_reward
 
 
 def reward(frame, consts, obs, action):
