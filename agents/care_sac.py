@@ -24,12 +24,10 @@ from mtrl.networks import MLP, StackedMLP
 from mtrl.types import AgentTraits, EnvSpec
 
 from . import sac, task_encoders
-from .sac import SACConfig, SACNetworks, SACState
+from .sac import SACConfig
 
 TRAITS = AgentTraits(loop="replay")
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
-
-State = SACState
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -107,10 +105,9 @@ class Network(nn.Module):
         return MLP((*self.hidden_sizes, self.output_size), name="mlp")(features)
 
 
-def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
+def torso(spec: EnvSpec, config: Config, output_size: int) -> Network:
     """Actor and critics are CARE networks sharing the architecture, not the parameters."""
-    table = task_encoders.task_table(spec.task_names, config.task_embedding)
-    network = lambda output_size: Network(
+    return Network(
         hidden_sizes=config.hidden_sizes,
         output_size=output_size,
         num_tasks=spec.num_tasks,
@@ -120,15 +117,8 @@ def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
         attention_hidden=config.attention_hidden,
         attention_temperature=config.attention_temperature,
         embedding_size=config.embedding_size,
-        task_table=table,
+        task_table=task_encoders.task_table(spec.task_names, config.task_embedding),
     )
-    return sac.make_sac_networks(network(2 * spec.action_size), network(1), spec, config)
 
 
-def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:
-    """A fresh CARE-SAC agent for the env described by `spec`."""
-    return sac.init(key, spec, config, make_networks(spec, config))
-
-
-act = sac.act
-update = sac.update
+make_networks, init, act, update = sac.sac_agent(torso)

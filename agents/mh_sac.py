@@ -9,19 +9,16 @@ from __future__ import annotations
 import dataclasses
 
 import flax.linen as nn
-import jax
 from jaxtyping import Array, Float, Int
 
 from mtrl.networks import MLP, MultiHeadDense
 from mtrl.types import AgentTraits, EnvSpec
 
 from . import sac
-from .sac import SACConfig, SACNetworks, SACState
+from .sac import SACConfig
 
 TRAITS = AgentTraits(loop="replay")
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
-
-State = SACState
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -44,20 +41,9 @@ class Network(nn.Module):
         return MultiHeadDense(self.num_tasks, self.output_size, name="heads")(features, task_id)
 
 
-def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
-    """Actor heads output mean and log-std; critic heads one Q-value."""
-    return sac.make_sac_networks(
-        Network(config.hidden_sizes, 2 * spec.action_size, spec.num_tasks),
-        Network(config.hidden_sizes, 1, spec.num_tasks),
-        spec,
-        config,
-    )
+def torso(spec: EnvSpec, config: Config, output_size: int) -> Network:
+    """Actor and critics are shared trunks with one head per task."""
+    return Network(config.hidden_sizes, output_size, spec.num_tasks)
 
 
-def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:
-    """A fresh MT-MH-SAC agent for the env described by `spec`."""
-    return sac.init(key, spec, config, make_networks(spec, config))
-
-
-act = sac.act
-update = sac.update
+make_networks, init, act, update = sac.sac_agent(torso)

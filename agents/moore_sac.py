@@ -19,12 +19,10 @@ from mtrl.networks import MultiHeadDense, StackedMLP, gram_schmidt
 from mtrl.types import AgentTraits, EnvSpec
 
 from . import sac
-from .sac import SACConfig, SACNetworks, SACState
+from .sac import SACConfig
 
 TRAITS = AgentTraits(loop="replay")
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
-
-State = SACState
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -102,9 +100,9 @@ class Network(nn.Module):
         return heads(representation, task_id)
 
 
-def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
+def torso(spec: EnvSpec, config: Config, output_size: int) -> Network:
     """Actor and critic are both MOORE networks; the critic's experts read concat(state, action)."""
-    network = lambda output_size: Network(
+    return Network(
         expert_sizes=config.hidden_sizes,
         num_experts=config.num_experts,
         num_tasks=spec.num_tasks,
@@ -112,13 +110,6 @@ def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
         use_gram_schmidt=config.use_gram_schmidt,
         authors_init=config.authors_init,
     )
-    return sac.make_sac_networks(network(2 * spec.action_size), network(1), spec, config)
 
 
-def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:
-    """A fresh MOORE-SAC agent for the env described by `spec`."""
-    return sac.init(key, spec, config, make_networks(spec, config))
-
-
-act = sac.act
-update = sac.update
+make_networks, init, act, update = sac.sac_agent(torso)

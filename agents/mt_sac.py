@@ -9,19 +9,16 @@ from __future__ import annotations
 import dataclasses
 
 import flax.linen as nn
-import jax
 from jaxtyping import Array, Float, Int
 
 from mtrl.networks import MLP
 from mtrl.types import AgentTraits, EnvSpec
 
 from . import sac
-from .sac import SACConfig, SACNetworks, SACState
+from .sac import SACConfig
 
 TRAITS = AgentTraits(loop="replay")
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
-
-State = SACState
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -43,17 +40,9 @@ class Network(nn.Module):
         return MLP((*self.hidden_sizes, self.output_size), name="mlp")(x)
 
 
-def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
-    """Actor outputs mean and log-std of every action dimension; each critic one Q-value."""
-    return sac.make_sac_networks(
-        Network(config.hidden_sizes, 2 * spec.action_size), Network(config.hidden_sizes, 1), spec, config
-    )
+def torso(spec: EnvSpec, config: Config, output_size: int) -> Network:
+    """Actor and critics are plain MLPs on the observation, one-hot task id included."""
+    return Network(config.hidden_sizes, output_size)
 
 
-def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:
-    """A fresh MT-SAC agent for the env described by `spec`."""
-    return sac.init(key, spec, config, make_networks(spec, config))
-
-
-act = sac.act
-update = sac.update
+make_networks, init, act, update = sac.sac_agent(torso)

@@ -35,13 +35,11 @@ from jaxtyping import Array, Bool, Float, Int
 from mtrl.types import AgentTraits, EnvSpec, PyTree
 
 from . import sac
-from .sac import SACConfig, SACNetworks, SACState
+from .sac import SACConfig, SACState
 from .sac.agent import TaskWeighting
 
 TRAITS = AgentTraits(loop="replay")
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
-
-State = SACState
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -223,13 +221,13 @@ RESET_STREAM = 0x5AC0
 
 
 def finish_step(
-    state: State,
+    state: SACState,
     task_losses: Float[Array, " tasks"],
     task_weights: Float[Array, " tasks"],
     key: jax.Array,
     *,
     reset: str,
-) -> tuple[State, dict[str, Float[Array, ""]]]:
+) -> tuple[SACState, dict[str, Float[Array, ""]]]:
     """w-reset after the masked SAC step: rebuild each masked task's w from the healthy tasks'.
 
     Actor, critics and target critics are rebuilt with the same mix (in the authors' code one w
@@ -256,21 +254,14 @@ def finish_step(
     return state, metrics
 
 
-def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
+def torso(spec: EnvSpec, config: Config, output_size: int) -> Network:
     """Actor and critics are PaCo networks (separate parameter sets and compositions)."""
     check_num_components(config.num_components, spec.num_tasks)
-    network = lambda output_size: Network(
+    return Network(
         layer_sizes=(*config.hidden_sizes, output_size),
         num_components=config.num_components,
         num_tasks=spec.num_tasks,
     )
-    return sac.make_sac_networks(network(2 * spec.action_size), network(1), spec, config)
 
 
-def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:
-    """A fresh PaCo-SAC agent for the env described by `spec`."""
-    return sac.init(key, spec, config, make_networks(spec, config))
-
-
-act = sac.act
-update = sac.update
+make_networks, init, act, update = sac.sac_agent(torso)

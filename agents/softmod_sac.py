@@ -37,13 +37,11 @@ from mtrl.types import AgentTraits, EnvSpec
 
 from . import sac
 from .gradient_methods.core import entropy
-from .sac import SACConfig, SACNetworks, SACState
+from .sac import SACConfig, SACState
 from .sac.agent import TaskWeighting
 
 TRAITS = AgentTraits(loop="replay")
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
-
-State = SACState
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -89,7 +87,7 @@ def temperature_weights(
     return log_alphas.shape[0] * jax.nn.softmax(-log_alphas)
 
 
-def report_weights(state: State, task_losses, task_weights, key) -> tuple[State, dict[str, jax.Array]]:
+def report_weights(state: SACState, task_losses, task_weights, key) -> tuple[SACState, dict[str, jax.Array]]:
     """Nothing to change after the step; log how far the weights are from uniform (entropy log T)."""
     del task_losses, key
     return state, {
@@ -172,9 +170,9 @@ class Network(nn.Module):
         return nn.Dense(self.output_size, name="output")(out)
 
 
-def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
+def torso(spec: EnvSpec, config: Config, output_size: int) -> Network:
     """Actor and critics are soft-modular networks; the critic's reads concat(obs, action)."""
-    network = lambda output_size: Network(
+    return Network(
         hidden_sizes=config.hidden_sizes,
         output_size=output_size,
         num_tasks=spec.num_tasks,
@@ -183,13 +181,6 @@ def make_networks(spec: EnvSpec, config: Config) -> SACNetworks:
         module_size=config.module_size,
         routing_sizes=config.routing_sizes,
     )
-    return sac.make_sac_networks(network(2 * spec.action_size), network(1), spec, config)
 
 
-def init(key: jax.Array, spec: EnvSpec, config: Config) -> State:
-    """A fresh Soft-Modularization SAC agent for the env described by `spec`."""
-    return sac.init(key, spec, config, make_networks(spec, config))
-
-
-act = sac.act
-update = sac.update
+make_networks, init, act, update = sac.sac_agent(torso)

@@ -1,10 +1,11 @@
-"""The SAC core shared by the SAC-family agents; they differ only in the torso network."""
+"""The SAC core shared by the SAC-family agents; they differ only in the torso, which `sac_agent` binds."""
 
-from .agent import SACState, act, init, make_optimizers, update
+from .agent import SACAgent, SACState, act, init, make_optimizers, sac_agent, update
 from .config import SACConfig
 from .networks import SACNetworks, make_sac_networks
 
 __all__ = [
+    "SACAgent",
     "SACConfig",
     "SACNetworks",
     "SACState",
@@ -12,5 +13,6 @@ __all__ = [
     "init",
     "make_optimizers",
     "make_sac_networks",
+    "sac_agent",
     "update",
 ]

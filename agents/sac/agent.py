@@ -1,8 +1,8 @@
-"""The SAC core shared by MT-SAC, MT-MH-SAC and MOORE-SAC: state, `init`, `act`, `update`.
+"""The SAC core shared by every SAC-family agent: state, `init`, `act`, `update`, and `sac_agent`.
 
-An agent module builds its `SACNetworks` and calls `init`; `act` and `update` read everything else
-from the state, whose static fields (config, networks, sizes) make it self-describing under jit,
-vmap and orbax.
+An agent module writes its torso and gets its public functions from `sac_agent`; `act` and `update`
+read everything else from the state, whose static fields (config, networks, sizes) make it
+self-describing under jit, vmap and orbax.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -24,7 +25,7 @@ from mtrl.types import EnvSpec, PyTree, Transition
 from .. import gradient_methods as gm
 from . import losses
 from .config import SACConfig
-from .networks import SACNetworks, init_params, policy, sample_action
+from .networks import SACNetworks, init_params, make_sac_networks, policy, sample_action
 
 
 @struct.dataclass
@@ -299,3 +300,33 @@ def update(
         new_state, extra = weighting.finish(new_state, critic.aux.task_losses, task_weights, key)
         metrics |= extra
     return new_state, metrics
+
+
+class SACAgent(NamedTuple):
+    """The public functions of a SAC-family agent module, as `sac_agent` builds them from its torso."""
+
+    make_networks: Callable[[EnvSpec, SACConfig], SACNetworks]
+    init: Callable[[jax.Array, EnvSpec, SACConfig], SACState]
+    act: Callable[..., Float[Array, "batch act"]]
+    update: Callable[[SACState, Transition, jax.Array], tuple[SACState, dict[str, Float[Array, ""]]]]
+
+
+def sac_agent(torso: Callable[[EnvSpec, Any, int], nn.Module]) -> SACAgent:
+    """`make_networks`, `init`, `act` and `update` of the SAC agent whose networks `torso` builds.
+
+    `torso(spec, config, output_size)` is the agent's own part: a Flax module called as
+    `module(x, task_id) -> [batch, output_size]`. The actor is one with 2 · action_size outputs (mean
+    and log-std), each critic one with a single Q-value. An agent module ends with
+    `make_networks, init, act, update = sac.sac_agent(torso)`.
+    """
+
+    def make_networks(spec: EnvSpec, config: SACConfig) -> SACNetworks:
+        """The actor's and the critics' torsos for the env described by `spec`."""
+        actor = torso(spec, config, 2 * spec.action_size)
+        return make_sac_networks(actor, torso(spec, config, 1), spec, config)
+
+    def init_agent(key: jax.Array, spec: EnvSpec, config: SACConfig) -> SACState:
+        """A fresh agent for the env described by `spec`."""
+        return init(key, spec, config, make_networks(spec, config))
+
+    return SACAgent(make_networks, init_agent, act, update)
