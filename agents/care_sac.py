@@ -26,7 +26,7 @@ from mtrl.types import AgentTraits, EnvSpec
 from . import sac, task_encoders
 from .sac import SACConfig
 
-TRAITS = AgentTraits(loop="replay")
+TRAITS = AgentTraits(loop="replay", wired_fields=("task_table",))
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 
@@ -49,6 +49,8 @@ class Config(SACConfig):
     """Softmax temperature of the attention over encoders."""
     task_embedding: str = "learned"
     """'learned' (an embedding of the task id) or 'text' (sentence embeddings of task descriptions)."""
+    task_table: task_encoders.TaskTable | None = None
+    """For 'text': the `[num_tasks, dim]` embeddings, filled by the wiring (a wired field: no flag)."""
     embedding_size: int = 50
     """Size of the learned task embedding (ignored for 'text', whose size is the encoder's)."""
 
@@ -117,7 +119,7 @@ def torso(spec: EnvSpec, config: Config, output_size: int) -> Network:
         attention_hidden=config.attention_hidden,
         attention_temperature=config.attention_temperature,
         embedding_size=config.embedding_size,
-        task_table=task_encoders.task_table(spec.task_names, config.task_embedding),
+        task_table=task_encoders.fixed_table(config.task_embedding, config.task_table, spec.task_names),
     )
 
 

@@ -34,7 +34,7 @@ from mtrl.types import AgentTraits, EnvSpec
 from . import sac, task_encoders
 from .sac import SACConfig
 
-TRAITS = AgentTraits(loop="replay")
+TRAITS = AgentTraits(loop="replay", wired_fields=("task_table",))
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""
 
 
@@ -51,6 +51,8 @@ class Config(SACConfig):
     """ReLU layers of the hypernetwork trunk; the last width is m of the init rule."""
     task_embedding: str = "learned"
     """'learned' (an embedding of the task id) or 'text' (sentence embeddings of task descriptions)."""
+    task_table: task_encoders.TaskTable | None = None
+    """For 'text': the `[num_tasks, dim]` embeddings, filled by the wiring (a wired field: no flag)."""
     embedding_size: int = 32
     """Size of the learned task embedding (ignored for 'text')."""
 
@@ -136,7 +138,7 @@ def torso(spec: EnvSpec, config: Config, output_size: int) -> Network:
         num_tasks=spec.num_tasks,
         hyper_sizes=config.hyper_sizes,
         embedding_size=config.embedding_size,
-        task_table=task_encoders.task_table(spec.task_names, config.task_embedding),
+        task_table=task_encoders.fixed_table(config.task_embedding, config.task_table, spec.task_names),
     )
 
 

@@ -147,6 +147,9 @@ class AgentTraits:
     """Chooses among discrete actions (MiniGrid) rather than continuous ones (Meta-World, toy)."""
     expert_transfer: bool = False
     """Its config has `experts_from` and `frozen_experts`: it can start from a source run's experts."""
+    wired_fields: tuple[str, ...] = ()
+    """Config fields that hold data the wiring computes for the run (the text task embeddings' `task_table`),
+    not settings: they are no flags and are not written to config.json."""
 
 
 class Agent(NamedTuple):

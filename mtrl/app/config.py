@@ -71,6 +71,8 @@ def agent_name_of(agent_config: Any) -> str:
 def to_json(config: TrainConfig) -> dict[str, Any]:
     """A plain dict of the resolved config, with the agent's name beside its fields."""
     data = dataclasses.asdict(config)
+    for name in get_agent(config.agent_name).TRAITS.wired_fields:  # data computed per run, not settings
+        data["agent"].pop(name)
     data["agent_name"] = config.agent_name
     data["run_dir"] = str(config.run_dir) if config.run_dir else None
     return data
@@ -117,10 +119,11 @@ def from_json(data: dict[str, Any]) -> TrainConfig:
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
+    """The config of the run in `run_dir`, with `run_dir` where it is now (run directories may be moved)."""
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not an mtrl run directory (no config.json)")
-    return from_json(json.loads(path.read_text()))
+    return dataclasses.replace(from_json(json.loads(path.read_text())), run_dir=Path(run_dir))
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:

@@ -13,7 +13,6 @@ import numpy as np
 from rich.console import Console
 
 from mtrl import checkpoint, envs, episodic_training, evaluation
-from mtrl.agents import task_encoders
 from mtrl.app import wiring
 from mtrl.app.config import TrainConfig, load_run_config
 from mtrl.app.results import RunResult, finish
@@ -32,11 +31,6 @@ def evaluate_run(
     on the run's env backend or on `backend` (another backend of the same benchmark)."""
     console = console or Console()
     run_dir = Path(run_dir)
-    with task_encoders.cached_in_run(run_dir):
-        return _evaluate_run(run_dir, console, protocol, backend)
-
-
-def _evaluate_run(run_dir: Path, console: Console, protocol: str | None, backend: str | None) -> RunResult:
     config = load_run_config(run_dir)
     if backend is not None:
         valid = envs.BACKENDS[config.env.name]

@@ -44,7 +44,8 @@ def parse(
     instead of exiting.
     """
     agent_cls = type(default.agent)
-    unchecked = _unchecked(agent_cls)
+    wired = get_agent(default.agent_name).TRAITS.wired_fields
+    unchecked = _unchecked(agent_cls, hidden=wired)
     output = io.StringIO()
     redirect = (contextlib.redirect_stdout(output), contextlib.redirect_stderr(output)) if quiet else ()
     try:
@@ -53,7 +54,7 @@ def parse(
                 stack.enter_context(context)
             config = tyro.cli(
                 TrainConfig[unchecked],
-                default=dataclasses.replace(default, agent=unchecked(**_fields(default.agent))),
+                default=dataclasses.replace(default, agent=unchecked(**_fields(default.agent, hidden=wired))),
                 args=list(args),
                 prog=prog,
                 description=description,
@@ -63,7 +64,8 @@ def parse(
         if not quiet or exit_.code == 0:
             raise
         raise ValueError(f"mtrl train cannot parse {' '.join(args)}") from None
-    return dataclasses.replace(config, agent=agent_cls(**_fields(config.agent)))
+    kept = {name: getattr(default.agent, name) for name in wired}  # data, not flags: carried over as is
+    return dataclasses.replace(config, agent=agent_cls(**_fields(config.agent, hidden=wired), **kept))
 
 
 def train_command(args: Sequence[str]) -> tuple[TrainConfig, Path | None]:
@@ -265,12 +267,20 @@ def checked_flags(config: TrainConfig) -> list[str]:
     return flags
 
 
-def _unchecked(config_cls: type) -> type:
-    """A twin of an agent's `Config` that checks nothing when built (tyro builds it while parsing)."""
-    twin = type(config_cls.__name__, (config_cls,), {"__post_init__": lambda self: None})
-    twin.__doc__ = config_cls.__doc__
+def _unchecked(config_cls: type, hidden: tuple[str, ...] = ()) -> type:
+    """A twin of an agent's `Config` that checks nothing when built (tyro builds it while parsing), with its
+    `hidden` fields suppressed (the agent's wired fields: data the wiring fills, never flags)."""
+    hints = typing.get_type_hints(config_cls)
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    namespace = {
+        "__post_init__": lambda self: None,
+        "__doc__": config_cls.__doc__,
+        "__annotations__": {name: tyro.conf.Suppress[hints[name]] for name in hidden},
+        **{name: defaults[name] for name in hidden},
+    }
+    twin = type(config_cls.__name__, (config_cls,), namespace)
     return dataclasses.dataclass(frozen=True, kw_only=True)(twin)
 
 
-def _fields(config) -> dict:
-    return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+def _fields(config, hidden: tuple[str, ...] = ()) -> dict:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in hidden}

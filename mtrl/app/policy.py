@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtrl import checkpoint
-from mtrl.agents import get_agent, task_encoders
+from mtrl.agents import get_agent
 from mtrl.app.config import load_run_config
 from mtrl.app.wiring import agent_template, is_meta
 from mtrl.meta_evaluation import MetaAgent
@@ -90,8 +90,7 @@ def load_meta_agent(run_dir: str | Path, *, step: int | None = None, seed_index:
 def _restore(run_dir: Path, step: int | None, seed_index: int):
     config = load_run_config(run_dir)
     spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
-    with task_encoders.cached_in_run(run_dir):  # a text-embedding agent reads the run's own copy
-        state = checkpoint.restore(run_dir, agent_template(config, spec), step)
+    state = checkpoint.restore(run_dir, agent_template(config, spec), step)  # text tables: the run's copy
     if config.num_seeds > 1:
         state = jax.tree.map(lambda x: x[seed_index], state)
     return config, spec, state

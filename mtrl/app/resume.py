@@ -8,7 +8,6 @@ from pathlib import Path
 from rich.console import Console
 
 from mtrl import checkpoint, training
-from mtrl.agents import task_encoders
 from mtrl.app import wiring
 from mtrl.app.config import TrainConfig, dotted_fields, load_run_config, to_json
 from mtrl.app.results import RunResult
@@ -25,7 +24,7 @@ def resume(run_dir: Path, config: TrainConfig | None = None, console: Console | 
     console = console or Console()
     run_dir = Path(run_dir)
     load_run_config(run_dir)  # a clear error if it is not a run directory, before anything is touched
-    with exclusive(run_dir), task_encoders.cached_in_run(run_dir):
+    with exclusive(run_dir):
         return _resume(run_dir, config, console)
 
 

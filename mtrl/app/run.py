@@ -11,7 +11,7 @@ import numpy as np
 from rich.console import Console
 
 from mtrl import checkpoint, episodic_training, resources, training
-from mtrl.agents import moore_ppo, task_encoders
+from mtrl.agents import moore_ppo
 from mtrl.app import transfer, wiring
 from mtrl.app.config import TrainConfig, to_json
 from mtrl.app.progress import TrainingProgress
@@ -33,7 +33,7 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     write_json(run_dir / "spec.json", train_env.spec.to_dict())
     write_json(run_dir / "versions.json", package_versions())
     console.print(f"run directory: {run_dir}")
-    with exclusive(run_dir), task_encoders.cached_in_run(run_dir):  # embeddings travel with the run
+    with exclusive(run_dir):
         return run_training(config, run_dir, train_env, eval_env, console, start=start)
 
 

@@ -8,13 +8,14 @@ is what its module declares in `TRAITS` (`mtrl.types.AgentTraits`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
 import jax
 
-from mtrl import envs, episodic_training, training
-from mtrl.agents import AGENTS, get_agent
+from mtrl import envs, episodic_training, task_text, training
+from mtrl.agents import AGENTS, get_agent, task_encoders
 from mtrl.app.config import EnvConfig, TrainConfig
 from mtrl.episodic_training import EpisodicAgent, EvalEnvs
 from mtrl.meta_evaluation import MetaAgent
@@ -116,27 +117,37 @@ def make_moore_eval_env(config: TrainConfig) -> Env | None:
 
 
 def make_agent(config: TrainConfig) -> Agent | EpisodicAgent:
-    """The agent's pure functions with its config bound."""
+    """The agent's pure functions with its config bound (and its wired fields filled at `init`)."""
     module = get_agent(config.agent_name)
+
+    def init(key: jax.Array, spec: EnvSpec):
+        return module.init(key, spec, config=agent_config(config, spec))
+
     if not is_episodic(config.agent_name):
-        return Agent(
-            name=config.agent_name,
-            init=functools.partial(module.init, config=config.agent),
-            act=module.act,
-            update=module.update,
-        )
+        return Agent(name=config.agent_name, init=init, act=module.act, update=module.update)
     meta = None
     if is_meta(config.agent_name):
         meta = MetaAgent(config.agent_name, module.init_adaptation, module.act, module.adapt)
     return EpisodicAgent(
         name=config.agent_name,
-        init=functools.partial(module.init, config=config.agent),
+        init=init,
         train_iteration=module.train_iteration,
         vector_steps=functools.partial(module.vector_steps_per_iteration, config=config.agent),
         episodes_per_goal=module.episodes_per_goal(config.agent),
         act=None if meta else module.act,
         meta=meta,
     )
+
+
+def agent_config(config: TrainConfig, spec: EnvSpec):
+    """The agent's config with its wired fields filled: for text task embeddings (CARE, Hyper), the
+    `[num_tasks, dim]` table of `spec`'s tasks, read from the run directory's copy (copied there from the
+    user cache on first use, computed once if neither has it), so the run keeps what it trained with."""
+    agent = config.agent
+    if "task_table" in traits(config.agent_name).wired_fields and agent.task_embedding == "text":
+        table = task_text.text_embeddings(spec.task_names, run_dir=config.run_dir)
+        agent = dataclasses.replace(agent, task_table=task_encoders.as_table(table))
+    return agent
 
 
 def loop_module(config: TrainConfig):
