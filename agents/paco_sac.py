@@ -36,7 +36,7 @@ from mtrl.types import AgentTraits, EnvSpec, PyTree
 
 from . import sac
 from .sac import SACConfig, SACState
-from .sac.agent import TaskWeighting
+from .sac.weighting import TaskWeighting
 
 TRAITS = AgentTraits(loop="replay")
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""

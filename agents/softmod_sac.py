@@ -38,7 +38,7 @@ from mtrl.types import AgentTraits, EnvSpec
 from . import sac
 from .gradient_methods.core import entropy
 from .sac import SACConfig, SACState
-from .sac.agent import TaskWeighting
+from .sac.weighting import TaskWeighting
 
 TRAITS = AgentTraits(loop="replay")
 """What the wiring reads about this agent (`mtrl.types.AgentTraits`)."""

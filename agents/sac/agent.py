@@ -101,21 +101,6 @@ METHODS: dict[str, Callable[[SACConfig], GradientMethods]] = {
 }
 
 
-class TaskWeighting(NamedTuple):
-    """How an agent re-weights its tasks' losses inside the SAC update (PaCo, Soft Modularization).
-
-    `weigh(task_losses, log_alphas) -> task weights` runs inside the critic's forward pass on its
-    per-task losses (held fixed); the actor's loss takes the same weights, the temperatures' too
-    when `weigh_alpha`. `finish(state, task_losses, task_weights, key) -> (state, metrics)` then
-    completes the step (PaCo resets the compositions of the tasks it masked). An agent's config
-    returns one from `task_weighting()`; None (the default) is the plain mean.
-    """
-
-    weigh: Callable[[Float[Array, " tasks"], Float[Array, " tasks"]], Float[Array, " tasks"]]
-    weigh_alpha: bool
-    finish: Callable[..., tuple[SACState, dict[str, Float[Array, ""]]]]
-
-
 def make_gradient_methods(config: SACConfig) -> GradientMethods:
     return METHODS[config.gradient_method](config)  # the name was checked by SACConfig
 

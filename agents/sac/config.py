@@ -8,14 +8,10 @@ MT-MH-SAC share in the CARE / Meta-World setups: 400×3 networks, Adam 3e-4 for 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from ..gradient_methods import GRADIENT_METHODS
 from ..gradient_methods.core import check_positive
-
-if TYPE_CHECKING:
-    from .agent import TaskWeighting
-
+from .weighting import TaskWeighting
 
 TEMPERATURE_LOSSES = ("log_alpha", "alpha")
 
