@@ -17,17 +17,17 @@ import argparse
 import jax
 import numpy as np
 from mtrl.agents import get_agent
-from update_throughput import MT10, compile_updates
+from update_throughput import BATCH_PER_TASK, MT10, SMALL_BATCH_PER_TASK, SMALL_HIDDEN, compile_updates
 
 AGENT_NAMES = ("mt_sac", "mh_sac", "moore_sac", "care_sac", "paco_sac", "softmod_sac", "hyper_sac")
-SMALL_OVERRIDES = {
-    "mt_sac": {"hidden_sizes": (64, 64)},
-    "mh_sac": {"hidden_sizes": (64, 64)},
-    "moore_sac": {"hidden_sizes": (64, 64)},
-    "care_sac": {"hidden_sizes": (64, 64)},
-    "paco_sac": {"hidden_sizes": (64, 64)},
-    "softmod_sac": {"hidden_sizes": (64, 64), "module_size": 64, "routing_sizes": (64, 64)},
-    "hyper_sac": {"hidden_sizes": (64, 64), "hyper_sizes": (32, 32)},
+SMALL_OVERRIDES = {  # mt_sac, mh_sac and moore_sac as update_throughput.py --small builds them
+    "mt_sac": {"hidden_sizes": SMALL_HIDDEN},
+    "mh_sac": {"hidden_sizes": SMALL_HIDDEN},
+    "moore_sac": {"hidden_sizes": SMALL_HIDDEN},
+    "care_sac": {"hidden_sizes": SMALL_HIDDEN},
+    "paco_sac": {"hidden_sizes": SMALL_HIDDEN},
+    "softmod_sac": {"hidden_sizes": SMALL_HIDDEN, "module_size": 64, "routing_sizes": (64, 64)},
+    "hyper_sac": {"hidden_sizes": SMALL_HIDDEN, "hyper_sizes": (32, 32)},
 }
 
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--updates", type=int, default=4, help="updates per timed jitted call")
     parser.add_argument("--rounds", type=int, default=3, help="timed calls per agent (best kept)")
     args = parser.parse_args(argv)
-    batch_per_task = 32 if args.small else 128
+    batch_per_task = SMALL_BATCH_PER_TASK if args.small else BATCH_PER_TASK
     nets = "small (64-wide)" if args.small else "published MT10"
     print(
         f"devices: {jax.devices()}; obs {MT10.obs_size}, action {MT10.action_size}, {MT10.num_tasks} tasks, "

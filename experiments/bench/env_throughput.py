@@ -3,9 +3,10 @@
 Why: the official backend adds one ordered io_callback per vector step around metaworld's own
 stepping; this measures what that costs (ours/theirs near 1 means the bridge into jit is cheap)
 and gives the baseline that faster backends have to beat. Both run 1 env per task with uniform
-random actions, auto-resetting at the 500-step truncation.
+random actions, auto-resetting at the 500-step truncation. `--small`, for a quick check: MT1 (reach-v3,
+one env) instead of MT10, 20 vector steps in 2 rounds (`--steps` and `--rounds` still apply).
 
-Run: `python experiments/bench/env_throughput.py [--steps 1000] [--rounds 4]` (about a minute).
+Run: `python experiments/bench/env_throughput.py [--small] [--steps 1000] [--rounds 4]` (about a minute).
 """
 
 from __future__ import annotations
@@ -23,12 +24,27 @@ import metaworld  # noqa: F401  (registers the Meta-World gymnasium ids)
 import numpy as np
 from mtrl.envs.metaworld import make_metaworld
 
-NUM_ENVS = 10  # MT10, one env per task, in both measurements
+SMALL_TASK = "reach-v3"  # the one task of `--small` (MT1)
 
 
-def metaworld_runner(seed: int) -> Callable[[int], float]:
-    """Time n steps of `gym.make_vec("Meta-World/MT10", vector_strategy="sync")`, random actions."""
-    envs = gym.make_vec("Meta-World/MT10", vector_strategy="sync", seed=seed, use_one_hot=True)
+def metaworld_vector_env(benchmark: str, seed: int) -> gym.vector.VectorEnv:
+    """metaworld's own sync vector env of `benchmark` (MT10/MT25/MT50), or of MT1 on `SMALL_TASK`."""
+    if benchmark == "MT1":  # registered as a single env: gymnasium's sync vector env over one copy
+        return gym.make_vec(
+            "Meta-World/MT1",
+            num_envs=1,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+            env_name=SMALL_TASK,
+            seed=seed,
+            disable_env_checker=True,
+        )
+    return gym.make_vec(f"Meta-World/{benchmark}", vector_strategy="sync", seed=seed, use_one_hot=True)
+
+
+def metaworld_runner(benchmark: str, seed: int) -> Callable[[int], float]:
+    """Time n steps of metaworld's sync vector env (`gym.make_vec`), random actions."""
+    envs = metaworld_vector_env(benchmark, seed)
     envs.reset(seed=seed)  # same-step autoreset (the default) resets truncated envs inside step()
     envs.action_space.seed(seed)
 
@@ -56,9 +72,10 @@ def random_rollout(env, state, key: jax.Array, num_steps: int):
     return state, key, rewards
 
 
-def official_runner(seed: int, num_steps: int) -> Callable[[], float]:
+def official_runner(benchmark: str, seed: int, num_steps: int) -> Callable[[], float]:
     """Time `num_steps` steps of our official backend in a jitted lax.scan (compiled beforehand)."""
-    env = make_metaworld("MT10", seed=seed)
+    task = SMALL_TASK if benchmark == "MT1" else None
+    env = make_metaworld(benchmark, task=task, seed=seed)
     state, _ = env.reset(jax.random.key(seed))
     key = jax.random.key(seed + 1)
     rollout = jax.jit(functools.partial(random_rollout, env, num_steps=num_steps))
@@ -75,29 +92,36 @@ def official_runner(seed: int, num_steps: int) -> Callable[[], float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help=f"MT1 ({SMALL_TASK}), 20 steps, 2 rounds")
     parser.add_argument("--steps", type=int, default=1000, help="timed vector steps per backend")
     parser.add_argument("--rounds", type=int, default=4, help="alternating timed rounds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.small:  # smaller defaults; flags given explicitly still win
+        parser.set_defaults(steps=20, rounds=2)
+        args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
 
+    benchmark = "MT1" if args.small else "MT10"
     chunk = args.steps // args.rounds
-    run_theirs = metaworld_runner(args.seed)
-    run_ours = official_runner(args.seed, chunk)
+    run_theirs = metaworld_runner(benchmark, args.seed)
+    run_ours = official_runner(benchmark, args.seed, chunk)
+    num_envs = 1 if args.small else 10  # one env per task, in both measurements
     run_theirs(chunk), run_ours()  # warm-up round, untimed
     # alternate rounds so that both see the same background load on a shared machine
     times = np.array([(run_theirs(chunk), run_ours()) for _ in range(args.rounds)])
-    theirs, ours = NUM_ENVS * chunk * args.rounds / times.sum(axis=0)
+    theirs, ours = num_envs * chunk * args.rounds / times.sum(axis=0)
     round_ratios = times[:, 0] / times[:, 1]
 
+    envs_label = f"{num_envs} env{'s' * (num_envs > 1)} (1 per task)"
     print(
-        f"MT10, {NUM_ENVS} envs (1 per task), {args.rounds} alternating rounds of {chunk} vector "
+        f"{benchmark}, {envs_label}, {args.rounds} alternating rounds of {chunk} vector "
         f"steps after a warm-up round; jax {jax.__version__} on {jax.default_backend()}, "
         f"{os.cpu_count()} CPU cores"
     )
     rows = [("metaworld sync vector env", theirs), ("official backend, jit+scan", ours)]
     for label, rate in rows:
-        ms_per_step = 1e3 * NUM_ENVS / rate
+        ms_per_step = 1e3 * num_envs / rate
         print(f"  {label:<28} {rate:8.0f} env-steps/s  ({ms_per_step:.2f} ms per vector step)")
     print(
         f"  {'ratio ours/theirs':<28} {ours / theirs:8.2f}  "

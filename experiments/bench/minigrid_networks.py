@@ -9,9 +9,10 @@ The update: MOORE actor (7 logits) and critic (1 output), 3 tasks, 2 experts, mu
 `--epochs` passes over `--samples` random samples in shuffled minibatches of `--batch` (the remainder
 that does not fill a minibatch is dropped), a clipped-surrogate + entropy loss for the actor and a
 squared error for the critic, one Adam step each per minibatch; all of it in one jitted call.
-Defaults are the paper's size (8 epochs, 6,000 samples, minibatches of 768).
+Defaults are the paper's size (8 epochs, 6,000 samples, minibatches of 768); `--small`, for a quick check,
+makes it 1 epoch over 64 samples in minibatches of 32, timed once (the size flags still apply).
 
-Run: `python experiments/bench/minigrid_networks.py [--samples 6000] [--epochs 8] [--rounds 2]`.
+Run: `python experiments/bench/minigrid_networks.py [--small] [--samples 6000] [--epochs 8] [--rounds 2]`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mtrl.agents.minigrid_networks import OBS_SIZE, MiniGridNetwork
 
 TASKS, EXPERTS, ACTIONS = 3, 2, 7
 CLIP, ENTROPY = 0.2, 0.01
+SMALL = {"samples": 64, "epochs": 1, "batch": 32, "rounds": 1}  # the defaults of `--small`
 
 
 def random_data(samples: int, seed: int = 0) -> dict[str, jax.Array]:
@@ -113,6 +115,7 @@ def measure(args) -> dict[str, tuple[float, float]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="1 epoch, 64 samples, batch 32, 1 round")
     parser.add_argument("--samples", type=int, default=6000, help="samples per update")
     parser.add_argument("--epochs", type=int, default=8, help="passes over the samples per update")
     parser.add_argument("--batch", type=int, default=768, help="minibatch size")
@@ -120,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--torso", default="moore", choices=("moore", "moe", "shared"))
     parser.add_argument("--heads", default="multi", choices=("multi", "single"))
     args = parser.parse_args(argv)
+    if args.small:  # smaller defaults; flags given explicitly still win
+        parser.set_defaults(**SMALL)
+        args = parser.parse_args(argv)
     minibatches = args.samples // args.batch
     print(
         f"devices: {jax.devices()}; {args.torso} torso, {args.heads} heads, {TASKS} tasks, "

@@ -2,6 +2,7 @@
 
     python experiments/bench/minigrid_throughput.py                  # MT7, 1/16/128 envs per task
     python experiments/bench/minigrid_throughput.py --name MiniGrid-MT3 --envs-per-task 1 64 --steps 500
+    python experiments/bench/minigrid_throughput.py --small   # quick check: MT3, 1 env per task, 20 steps
 
 Both sides take uniformly random actions and reset at every episode end. Farama: the envs the MOORE authors
 build (`ImgObsWrapper(gymnasium.make(id))`), stepped one after another in Python, as their `Core` does. Port:
@@ -64,15 +65,19 @@ def port_steps_per_second(name: str, envs_per_task: int, steps: int) -> tuple[fl
     return steps * n / (time.perf_counter() - start), compile_s
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--small", action="store_true", help="MiniGrid-MT3, 1 env per task, 20 steps")
     parser.add_argument("--name", default="MiniGrid-MT7", choices=envs.MINIGRID_BENCHMARKS[1:])
     parser.add_argument("--envs-per-task", type=int, nargs="+", default=[1, 16, 128])
     parser.add_argument("--steps", type=int, default=2000, help="vector steps per measurement")
     parser.add_argument("--farama-steps", type=int, default=2000, help="steps per Farama env")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.small:  # smaller defaults; flags given explicitly still win
+        parser.set_defaults(name="MiniGrid-MT3", envs_per_task=[1], steps=20, farama_steps=20)
+        args = parser.parse_args(argv)
 
     task_ids = envs.make(args.name).spec.task_names
     farama = farama_steps_per_second(task_ids, args.farama_steps)

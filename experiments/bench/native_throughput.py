@@ -20,7 +20,8 @@ With `--profile` it also splits the native vector step into host physics, the re
 the JAX side once more with a host call that returns a fixed reply and does no physics.
 
 Run: `python experiments/bench/native_throughput.py` (about 10 minutes on 2 cores), or pick configs with
-`--configs MT10x1 MT50x1`.
+`--configs MT10x1 MT50x1`. `--small`, for a quick check: MT1x2 only (reach-v3, two envs), two rounds of
+500 steps, so every runner still does its two episodes and pays for its resets.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sys
 import time
 import warnings
+from pathlib import Path
 
-import gymnasium as gym
 import jax
 import metaworld  # noqa: F401  (registers the Meta-World gymnasium ids)
 import mujoco
@@ -41,7 +43,12 @@ from mtrl.envs.metaworld.benchmarks import EPISODE_LENGTH
 from mtrl.envs.metaworld.native.physics import PhysicsPool, step_physics
 from mujoco import rollout as mj_rollout
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from env_throughput import SMALL_TASK, metaworld_vector_env  # noqa: E402
+
 CONFIGS = ("MT10x1", "MT10x4", "MT10x16", "MT50x1")
+SMALL_CONFIG = "MT1x2"  # `--small`: MT1 on SMALL_TASK, two envs (so mujoco.rollout runs too)
 
 
 def parse_config(config: str) -> tuple[str, int]:
@@ -51,10 +58,7 @@ def parse_config(config: str) -> tuple[str, int]:
 
 def metaworld_runner(name: str, per_task: int, seed: int):
     """E copies of metaworld's sync vector env (one env per task each), stepped in turn."""
-    copies = [
-        gym.make_vec(f"Meta-World/{name}", vector_strategy="sync", seed=seed + i, use_one_hot=True)
-        for i in range(per_task)
-    ]
+    copies = [metaworld_vector_env(name, seed + i) for i in range(per_task)]
     for envs in copies:
         envs.reset(seed=seed)
         envs.action_space.seed(seed)
@@ -205,7 +209,8 @@ def measure(config: str, seed: int, env_steps: int, rounds: int, profile: bool) 
     theirs, num_envs = metaworld_runner(name, per_task, seed)
     # at least two episodes per runner, so that every runner pays for its resets
     vector_steps = max(2 * EPISODE_LENGTH // rounds, env_steps // num_envs // rounds)
-    env = make_metaworld(name, envs_per_task=per_task, seed=seed, backend="native")
+    task = SMALL_TASK if name == "MT1" else None
+    env = make_metaworld(name, task=task, envs_per_task=per_task, seed=seed, backend="native")
     ours = native_runner(env, seed, vector_steps)
     runners = {
         "metaworld": theirs,
@@ -232,12 +237,18 @@ def measure(config: str, seed: int, env_steps: int, rounds: int, profile: bool) 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help=f"from {', '.join(CONFIGS)}")
+    parser.add_argument("--small", action="store_true", help=f"{SMALL_CONFIG} ({SMALL_TASK}), 2 x 500 steps")
+    parser.add_argument(
+        "--configs", nargs="+", default=list(CONFIGS), help=f"from {', '.join((*CONFIGS, SMALL_CONFIG))}"
+    )
     parser.add_argument("--env-steps", type=int, default=40_000, help="timed env steps per runner")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
+    if args.small:  # smaller defaults; flags given explicitly still win
+        parser.set_defaults(configs=[SMALL_CONFIG], env_steps=0, rounds=2)
+        args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
     print(
         f"jax {jax.__version__} ({jax.default_backend()}), mujoco {mujoco.__version__}, {os.cpu_count()} CPUs"

@@ -5,8 +5,9 @@ the env; this says what MOORE's k experts and per-sample Gram-Schmidt cost relat
 measured in the same process. Shapes: obs 49 (39 + one-hot of 10 tasks), action 4, batch 1280
 (128 per task), 400×3 networks, 2 critics, MOORE with 4 experts. Updates run in a jitted `lax.scan`
 (as the training loop runs them) over a fixed random batch, after a warm-up call that compiles.
+`--small` shrinks every network to 64-wide layers (2 hidden) and the batch to 32 per task, for a quick check.
 
-Run: `python experiments/bench/update_throughput.py [--updates 4] [--rounds 3]` (~1 min, 2 cores).
+Run: `python experiments/bench/update_throughput.py [--small] [--updates 4] [--rounds 3]` (~1 min, 2 cores).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ MT10 = EnvSpec(
     goals_per_task=50,
 )
 BATCH_PER_TASK = 128
+SMALL_BATCH_PER_TASK = 32
+SMALL_HIDDEN = (64, 64)
 
 
 def random_batch(spec: EnvSpec, batch_per_task: int, seed: int = 0) -> Transition:
@@ -60,11 +63,13 @@ def run_updates(update, state, batch: Transition, key: jax.Array, num_updates: i
     return state, losses
 
 
-def compile_agent(name: str, num_updates: int) -> Callable[[jax.Array], float]:
+def compile_agent(name: str, num_updates: int, small: bool = False) -> Callable[[jax.Array], float]:
     """Build agent `name` at MT10 shapes, compile its update scan, return a timer of one call."""
     agent = get_agent(name)
-    state = agent.init(jax.random.key(0), MT10, agent.Config())
-    return compile_updates(name, agent.update, state, BATCH_PER_TASK, num_updates)
+    config = agent.Config(hidden_sizes=SMALL_HIDDEN) if small else agent.Config()
+    state = agent.init(jax.random.key(0), MT10, config)
+    batch_per_task = SMALL_BATCH_PER_TASK if small else BATCH_PER_TASK
+    return compile_updates(name, agent.update, state, batch_per_task, num_updates)
 
 
 def compile_updates(
@@ -85,9 +90,9 @@ def compile_updates(
     return time_call
 
 
-def measure(num_updates: int, rounds: int) -> dict[str, float]:
+def measure(num_updates: int, rounds: int, small: bool = False) -> dict[str, float]:
     """Best-of-`rounds` updates/s per agent; rounds interleave agents, so load drift hits all."""
-    timers = {name: compile_agent(name, num_updates) for name in AGENT_NAMES}
+    timers = {name: compile_agent(name, num_updates, small) for name in AGENT_NAMES}
     best = dict.fromkeys(AGENT_NAMES, float("inf"))
     for i in range(rounds):
         for name, time_call in timers.items():
@@ -97,15 +102,17 @@ def measure(num_updates: int, rounds: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="64x2 networks, batch 32 per task")
     parser.add_argument("--updates", type=int, default=4, help="updates per timed jitted call")
     parser.add_argument("--rounds", type=int, default=3, help="timed calls per agent (best kept)")
     args = parser.parse_args(argv)
+    batch_per_task, hidden = (SMALL_BATCH_PER_TASK, "64x2") if args.small else (BATCH_PER_TASK, "400x3")
     print(
         f"devices: {jax.devices()}; obs {MT10.obs_size}, action {MT10.action_size}, "
-        f"{MT10.num_tasks} tasks, batch {MT10.num_tasks * BATCH_PER_TASK}, hidden 400x3, "
+        f"{MT10.num_tasks} tasks, batch {MT10.num_tasks * batch_per_task}, hidden {hidden}, "
         f"2 critics, MOORE 4 experts"
     )
-    rates = measure(args.updates, args.rounds)
+    rates = measure(args.updates, args.rounds, args.small)
     for name, rate in rates.items():
         print(
             f"{name:>10}: {rate:8.2f} updates/s  {1000 / rate:8.1f} ms/update  "
