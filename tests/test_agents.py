@@ -9,75 +9,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import SAC_AGENTS, SAC_CONFIGS, SPEC, fast_key, flat, make_batch
 from mtrl.agents import AGENTS, get_agent
 
 from mtrl.checkpoint import Checkpointer, restore
-from mtrl.rollout import TrainState
-from mtrl.types import AgentTraits, EnvSpec, Transition
-
-SPEC = EnvSpec(
-    name="test",
-    obs_size=6,
-    action_size=2,
-    task_names=("a", "b", "c"),
-    envs_per_task=1,
-    episode_length=10,
-    goals_per_task=1,
-)
-SMALL = {"hidden_sizes": (32, 32)}
-CONFIGS = {
-    "mt_sac": SMALL,
-    "mh_sac": SMALL,
-    "moore_sac": {**SMALL, "num_experts": 2},
-    "care_sac": {**SMALL, "num_encoders": 2, "encoder_sizes": (8, 8), "context_sizes": (8, 8)},
-    "paco_sac": {**SMALL, "num_components": 2},
-    "softmod_sac": {**SMALL, "module_size": 8, "routing_sizes": (8, 8)},
-    "hyper_sac": {**SMALL, "hyper_sizes": (8, 8), "embedding_size": 4},
-}
-
-
-def make_batch(seed: int, task_ids: list[int], rows_per_task: int = 4, *lead: int) -> Transition:
-    """Random rows, `rows_per_task` for each of `task_ids`, with optional leading (seed) axes."""
-    rng = np.random.default_rng(seed)
-    task_id = np.repeat(np.asarray(task_ids, np.int32), rows_per_task)
-    n = task_id.shape[0]
-    return Transition(
-        obs=rng.normal(size=(*lead, n, SPEC.obs_size)).astype(np.float32),
-        action=rng.uniform(-1, 1, size=(*lead, n, SPEC.action_size)).astype(np.float32),
-        reward=rng.normal(size=(*lead, n)).astype(np.float32),
-        next_obs=rng.normal(size=(*lead, n, SPEC.obs_size)).astype(np.float32),
-        terminated=np.broadcast_to(np.arange(n) % 5 == 0, (*lead, n)).astype(np.float32),
-        task_id=np.broadcast_to(task_id, (*lead, n)).copy(),
-    )
-
-
-def fast_key(seed: int) -> jax.Array:
-    """An "rbg" key: XLA compiles threefry slowly on CPU, and tiny-network tests are compile time.
-
-    Under vmap, rbg draws differ from unbatched ones; the vmap test checks that vmap works, not that
-    batched seeds reproduce single runs (the training-loop tests do that with default keys).
-    """
-    return jax.random.key(seed, impl="rbg")
-
-
-SAC_AGENTS = [name for name, module in AGENTS.items() if not hasattr(module, "train_iteration")]
-"""The SAC family, which shares `update` and `act` (episodic agents have their own test files)."""
+from mtrl.offpolicy import OffPolicyState
+from mtrl.types import AgentTraits
 
 
 @functools.cache
 def agent_and_init(name: str):
+    """The agent module and its `init` on SPEC, jitted (one compiled program per agent for every test)."""
     agent = get_agent(name)
-    init = functools.partial(agent.init, spec=SPEC, config=agent.Config(**CONFIGS[name]))
+    init = jax.jit(functools.partial(agent.init, spec=SPEC, config=agent.Config(**SAC_CONFIGS[name])))
     return agent, init
 
 
 # The agents share one `update` and `act`; one jitted wrapper each caches every agent's programs.
 update = jax.jit(get_agent("mt_sac").update)
 act = jax.jit(get_agent("mt_sac").act, static_argnames="deterministic")
-
-
-def flat(tree) -> np.ndarray:
-    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
 
 
 @pytest.mark.parametrize("name", SAC_AGENTS)
@@ -89,7 +39,9 @@ def test_update_under_jit(name):
     new_state, metrics = update(state, batch, fast_key(2))
 
     for metric in ("critic_loss", "actor_loss", "alpha_loss", "alpha_mean", "q_mean", "entropy"):
-        assert np.isfinite(metrics[f"train/{metric}"]), metric
+        assert f"train/{metric}" in metrics, metric
+    for metric, value in metrics.items():  # the torsos' own metrics too (task weights, ...)
+        assert np.all(np.isfinite(value)), metric
     assert not np.allclose(flat(new_state.actor_params), flat(state.actor_params))
     assert not np.allclose(flat(new_state.critic_params), flat(state.critic_params))
     tau = state.config.tau
@@ -98,6 +50,25 @@ def test_update_under_jit(name):
     moved = ~np.isclose(new_state.log_alphas, state.log_alphas)
     np.testing.assert_array_equal(moved, [True, True, False])
     assert int(new_state.step) == 1
+
+
+@pytest.mark.parametrize("name", SAC_AGENTS)
+def test_updates_fit_the_critic_to_a_fixed_batch(name):
+    """200 updates on one batch of terminal transitions, whose critic target is the reward itself: the
+    critic loss (the mean of 5 updates) falls at least 5-fold (measured: 11- to 1000-fold). CI's learning
+    check of every torso (their learning runs on the toy tasks are slow, but MT-SAC's in test_training).
+    Reuses test_update_under_jit's compiled program: same shapes, fresh keys."""
+    agent, init = agent_and_init(name)
+    state = init(fast_key(0))
+    batch = make_batch(1, [0, 1])
+    batch = batch.replace(terminated=np.ones_like(batch.terminated))
+    losses = []
+    for step in range(200):
+        state, metrics = update(state, batch, fast_key(100 + step))
+        losses.append(metrics["train/critic_loss"])
+    losses = np.asarray(losses)
+    assert np.all(np.isfinite(losses))
+    assert losses[-5:].mean() < 0.2 * losses[:5].mean(), (losses[:5], losses[-5:])
 
 
 @pytest.mark.parametrize("name", SAC_AGENTS)
@@ -149,12 +120,15 @@ def test_vmap_over_seeds():
     assert not np.allclose(actions[0], actions[1])  # seeds differ
 
 
-def test_state_round_trips_through_orbax(tmp_path):
-    _, init = agent_and_init("moore_sac")
+@pytest.mark.parametrize("name", SAC_AGENTS)
+def test_state_round_trips_through_orbax(name, tmp_path):
+    _, init = agent_and_init(name)
     state = init(fast_key(0))
     checkpointer = Checkpointer(tmp_path)
     # the agent is one item of a run checkpoint; the rest of the train state is not needed here
-    checkpointer.save(1, TrainState(agent=state, env=None, timestep=None, replay=None, stats=None, key=None))
+    checkpointer.save(
+        1, OffPolicyState(agent=state, env=None, timestep=None, replay=None, stats=None, key=None)
+    )
     checkpointer.close()
     restored = restore(tmp_path, init(fast_key(5)))
     assert jax.tree.structure(restored) == jax.tree.structure(state)

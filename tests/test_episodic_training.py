@@ -17,8 +17,9 @@ from rich.console import Console
 from mtrl import envs, episodic_training
 from mtrl.app import wiring
 from mtrl.app.config import EnvConfig, TrainConfig
+from mtrl.app.evaluate import evaluate_run
 from mtrl.app.policy import load_meta_agent, load_policy
-from mtrl.app.run import evaluate_run, train
+from mtrl.app.run import train
 from mtrl.logger import WandbConfig
 from mtrl.meta_evaluation import meta_evaluate
 from mtrl.report.runs import read_run_dir
@@ -288,13 +289,13 @@ def test_training_env_holds_goals_for_the_agents_episodes_per_goal(tmp_path):
     goals) keeps each env's goal for exactly those 2 episodes; the evaluation envs play held-out goals."""
     config = _maml_config(tmp_path)
     train_env, eval_envs = wiring.make_envs(config)
-    assert train_env.episodes_per_goal == maml.episodes_per_goal(config.agent) == 2
+    assert train_env.schedule.episodes_per_goal == maml.episodes_per_goal(config.agent) == 2
     T = train_env.spec.episode_length
     goals, _ = _goals_played(train_env, 6 * T)  # 3 blocks of 2 episodes
     blocks = goals.reshape(train_env.spec.num_envs, 3, 2 * T)
     np.testing.assert_array_equal(blocks, np.broadcast_to(blocks[..., :1], blocks.shape))
     assert (blocks[:, 1:, 0] != blocks[:, :-1, 0]).any()  # random draws: a new goal for some block
-    assert eval_envs.test.episodes_per_goal == 2 and eval_envs.test.goal_sampling == "sequential"
+    assert eval_envs.test.schedule == ("sequential", 2)
     assert not np.allclose(eval_envs.test.goals, train_env.goals)  # held-out goals
 
 

@@ -67,13 +67,21 @@ def outputs(state, obs, task_id):
     return tuple(np.asarray(x) for x in _outputs(state, obs, task_id))
 
 
-def perturbed(state):
-    """The agent with noise on every parameter: some start equal for every task (PaCo's compositions)."""
-    leaves, treedef = jax.tree.flatten((state.actor_params, state.critic_params))
-    keys = jax.random.split(jax.random.key(7), len(leaves))
-    leaves = [x + 0.1 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys, strict=True)]
-    actor, critic = jax.tree.unflatten(treedef, leaves)
-    return state.replace(actor_params=actor, critic_params=critic)
+def perturbed_agent(module, config):
+    """`module`'s agent on SPEC with noise on every parameter: some start equal for every task (PaCo's
+    compositions). Jitted, with "rbg" keys: run eagerly, every Flax op and threefry draw compiles alone."""
+
+    @jax.jit
+    def build(key):
+        init_key, noise_key = jax.random.split(key)
+        state = module.init(init_key, SPEC, config)
+        leaves, treedef = jax.tree.flatten((state.actor_params, state.critic_params))
+        keys = jax.random.split(noise_key, len(leaves))
+        leaves = [x + 0.1 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys, strict=True)]
+        actor, critic = jax.tree.unflatten(treedef, leaves)
+        return state.replace(actor_params=actor, critic_params=critic)
+
+    return build(jax.random.key(0, impl="rbg"))
 
 
 @pytest.mark.parametrize("name", TASK_ROUTED)
@@ -82,16 +90,14 @@ def test_task_routed_torsos_ignore_the_observation_one_hot(name):
     network) read the state; the task reaches them only through their own routing by `task_id`."""
     module = get_agent(name)
     right, wrong, task_id = observations()
-    state = perturbed(module.init(jax.random.key(0), SPEC, module.Config(**SMALL[name])))
+    state = perturbed_agent(module, module.Config(**SMALL[name]))
     for ours, changed in zip(outputs(state, right, task_id), outputs(state, wrong, task_id), strict=True):
         np.testing.assert_array_equal(ours, changed)
     # the task still matters, through task_id
     other = outputs(state, right, (task_id + 1) % TASKS)
     assert not np.allclose(outputs(state, right, task_id)[0], other[0])
     # the ablation switch feeds the one-hot back in
-    ablation = perturbed(
-        module.init(jax.random.key(0), SPEC, module.Config(**SMALL[name], one_hot_input=True))
-    )
+    ablation = perturbed_agent(module, module.Config(**SMALL[name], one_hot_input=True))
     assert not np.allclose(outputs(ablation, right, task_id)[0], outputs(ablation, wrong, task_id)[0])
 
 
@@ -99,12 +105,13 @@ def test_task_routed_torsos_ignore_the_observation_one_hot(name):
 def test_mt_sac_and_mh_sac_keep_the_one_hot(name):
     module = get_agent(name)
     right, wrong, task_id = observations()
-    state = perturbed(module.init(jax.random.key(0), SPEC, module.Config(**SMALL[name])))
+    state = perturbed_agent(module, module.Config(**SMALL[name]))
     assert not np.allclose(outputs(state, right, task_id)[0], outputs(state, wrong, task_id)[0])
 
 
 def test_moore_experts_have_the_state_as_input():
-    state = moore_sac.init(jax.random.key(0), SPEC, moore_sac.Config(**SMALL["moore_sac"]))
+    config = moore_sac.Config(**SMALL["moore_sac"])
+    state = jax.eval_shape(lambda key: moore_sac.init(key, SPEC, config), jax.random.key(0))  # shapes only
     actor_in = state.actor_params["params"]["experts"]["mlps"]["dense_0"]["kernel"].shape
     critic_in = state.critic_params["params"]["experts"]["mlps"]["dense_0"]["kernel"].shape
     assert actor_in == (2, STATE, 16)  # k experts, the state only
@@ -158,13 +165,18 @@ def batch(seed: int = 0) -> Transition:
     )
 
 
+def fast_key(seed: int) -> jax.Array:
+    """An "rbg" key: XLA compiles threefry slowly on CPU (the draws are not what these tests check)."""
+    return jax.random.key(seed, impl="rbg")
+
+
 def test_critic_only_updates_hold_actor_and_temperatures():
     config = moore_sac.Config(**SMALL["moore_sac"], critic_only_updates=2)
-    state = moore_sac.init(jax.random.key(0), SPEC, config)
+    state = jax.jit(functools.partial(moore_sac.init, spec=SPEC, config=config))(fast_key(0))
     update = jax.jit(moore_sac.update)
     first = state
     for i in range(3):
-        new, metrics = update(state, batch(i), jax.random.key(i))
+        new, metrics = update(state, batch(i), fast_key(i))
         critic_moved = not np.allclose(new.critic_params["params"]["heads"]["kernel"],
                                        state.critic_params["params"]["heads"]["kernel"])  # fmt: skip
         actor_moved = not np.allclose(new.actor_params["params"]["heads"]["kernel"],
@@ -193,10 +205,10 @@ def critic_loss_under(state, batch, key, actor_params, log_alphas, config):
 def test_actor_first_order_uses_the_updated_policy_and_temperature_in_the_critic_target(actor_first):
     """With actor_first (the MOORE authors' mushroom-rl order) the critic's loss of this step is the loss
     under the *new* actor and temperatures; with the default order it is the loss under the old ones."""
-    b, key = batch(), jax.random.key(3)
+    b, key = batch(), fast_key(3)
     critic_key, _ = jax.random.split(key)
     config = moore_sac.Config(**SMALL["moore_sac"], actor_first=actor_first)
-    state = moore_sac.init(jax.random.key(0), SPEC, config)
+    state = jax.jit(functools.partial(moore_sac.init, spec=SPEC, config=config))(fast_key(0))
     new, metrics = jax.jit(moore_sac.update)(state, b, key)
     assert not np.allclose(new.actor_params["params"]["heads"]["kernel"],
                            state.actor_params["params"]["heads"]["kernel"])  # fmt: skip

@@ -20,7 +20,7 @@ from mtrl.meta_evaluation import (
     meta_metrics,
     meta_success,
 )
-from mtrl.types import EnvSpec, TimeStep, Transition
+from mtrl.types import EnvSpec, GoalSchedule, TimeStep, Transition
 
 # ---------------------------------------------------------------- toy env: bookkeeping and aggregation
 
@@ -219,8 +219,7 @@ def _spec(name, envs_per_task=2):
 def test_bad_input_is_one_line(kwargs, message):
     env = types.SimpleNamespace(
         spec=_spec(kwargs.pop("name", "ML1/reach-v3/test")),
-        goal_sampling=kwargs.pop("sampling", "sequential"),
-        episodes_per_goal=kwargs.pop("per_goal", 13),
+        schedule=GoalSchedule(kwargs.pop("sampling", "sequential"), kwargs.pop("per_goal", 13)),
     )
     with pytest.raises(ValueError, match=re.escape(message)) as info:
         meta_evaluate(env, None, None, jax.random.key(0), **kwargs)

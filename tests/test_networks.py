@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import init
 from mtrl.agents import mh_sac, moore_sac
 
 from mtrl.networks import MLP, MultiHeadDense, StackedMLP, gram_schmidt
@@ -16,11 +17,8 @@ from mtrl.networks import MLP, MultiHeadDense, StackedMLP, gram_schmidt
 NUM_TASKS = 3
 
 
-# Jitted init/apply: run eagerly, every Flax op would be dispatched (and compiled) on its own.
-def init(module: nn.Module, *args, seed: int = 0):
-    return jax.jit(module.init)(jax.random.key(seed, impl="rbg"), *args)
-
-
+# Jitted apply (and init, from helpers): run eagerly, every Flax op would be dispatched (and compiled) on its
+# own.
 def apply(module: nn.Module, params, *args, **kwargs):
     return jax.jit(functools.partial(module.apply, **kwargs))(params, *args)
 

@@ -1,16 +1,29 @@
-"""A plain (non-editable) `pip install .` gives `import mtrl.envs, mtrl.agents`; no top-level envs/agents."""
+"""A plain (non-editable) `pip install .` gives `import mtrl.envs, mtrl.agents`; no top-level envs/agents.
 
+CI checks what the install is made of: pyproject's package list and folder mapping against the source tree,
+the console script, and that no module imports the checkout-only names `envs`/`agents`. Building the wheel
+and installing it into a fresh venv, which shows the same omissions the slow way, is `pytest -m slow`.
+"""
+
+import ast
+import importlib
 import os
 import site
 import subprocess
 import sys
 import tempfile
+import tomllib
 import venv
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+SOURCE_ROOTS = {"mtrl": ROOT / "mtrl", "mtrl.envs": ROOT / "envs", "mtrl.agents": ROOT / "agents"}
 
 
+@pytest.mark.slow
 def test_plain_install_into_fresh_venv_imports_subpackages():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -52,16 +65,46 @@ def test_plain_install_into_fresh_venv_imports_subpackages():
 
 def test_every_source_package_is_listed_in_pyproject():
     """A package missing from pyproject's explicit list silently vanishes from `pip install .`."""
-    import tomllib
-
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    roots = {"mtrl": ROOT / "mtrl", "mtrl.envs": ROOT / "envs", "mtrl.agents": ROOT / "agents"}
+    listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     found = set()
-    for name, root in roots.items():
+    for name, root in SOURCE_ROOTS.items():
         for init in root.rglob("__init__.py"):
             parts = init.parent.relative_to(root).parts
             found.add(".".join((name, *parts)))
     assert found == listed, f"missing {sorted(found - listed)}, stale {sorted(listed - found)}"
+
+
+def test_package_dir_maps_every_listed_package_to_its_source_folder():
+    """What setuptools copies into the wheel: each listed package from the folder `package-dir` gives it
+    (the longest mapped prefix), all of them inside `mtrl`; and the `mtrl` console script's target."""
+    package_dir = PYPROJECT["tool"]["setuptools"]["package-dir"]
+    assert {name: ROOT / folder for name, folder in package_dir.items()} == SOURCE_ROOTS
+    for package in PYPROJECT["tool"]["setuptools"]["packages"]:
+        assert package == "mtrl" or package.startswith("mtrl."), package
+        prefix = max((p for p in package_dir if package == p or package.startswith(p + ".")), key=len)
+        folder = ROOT / package_dir[prefix] / Path(*package[len(prefix) :].split(".")[1:])
+        assert (folder / "__init__.py").is_file(), (package, folder)
+    module, function = PYPROJECT["project"]["scripts"]["mtrl"].split(":")
+    assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_no_module_imports_the_checkout_only_top_level_names():
+    """`envs` and `agents` exist only in a checkout; installed they are `mtrl.envs` and `mtrl.agents`, so an
+    absolute import of either works here and fails after `pip install .`."""
+    offending = []
+    for root in SOURCE_ROOTS.values():
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [node.module or ""]
+                else:
+                    continue
+                top = {name.split(".")[0] for name in names}
+                if top & {"envs", "agents"}:
+                    offending.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offending, offending
 
 
 def test_import_mtrl_is_light():

@@ -2,7 +2,9 @@
 
 The crash tests run `mtrl train` in a subprocess and kill it for real (SIGKILL: no handler runs; SIGTERM:
 the run checkpoints and exits), then `mtrl train --resume` it and compare every metric line, bit for bit,
-with an uninterrupted run of the same config (only the wall-clock `env/steps_per_second` differs).
+with an uninterrupted run of the same config (only the wall-clock `env/steps_per_second` differs). Only the
+process that is killed (or limited) runs apart: the uninterrupted runs and the resumes call the CLI's
+`main` in this process, as the console script does.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import pytest
 from mtrl.agents import mt_sac
 
 from mtrl import checkpoint, training
-from mtrl.app import run, wiring
+from mtrl.app import cli, run, wiring
 from mtrl.app.config import EnvConfig, TrainConfig, load_run_config
+from mtrl.app.resume import resume
 from mtrl.logger import WandbConfig, read_metrics
 from mtrl.types import EnvSpec
 
@@ -56,6 +59,30 @@ MAML_FLAGS = """
 TIMING = "env/steps_per_second"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compile_once_for_every_process(subprocess_compilation_cache):
+    """While this module runs, this process also reads and writes the launched runs' compilation cache
+    (conftest): a killed run and its resumption compile what the uninterrupted run of the same flags already
+    compiled here. (Programs that call back to the host, as metaworld's envs do, are never cached.)"""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    settings = {  # as the launched runs have them (conftest.COMPILATION_CACHE): locked, every program
+        "jax_compilation_cache_dir": str(subprocess_compilation_cache),
+        "jax_persistent_cache_min_compile_time_secs": float(
+            os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]
+        ),
+        "jax_compilation_cache_max_size": int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]),
+    }
+    before = {name: getattr(jax.config, name) for name in settings}
+    for name, value in settings.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+    yield
+    for name, value in before.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+
+
 def mtrl_train(args: list[str], **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "mtrl.app.cli", "train", *args]
@@ -85,20 +112,19 @@ def kill_after(process: subprocess.Popen, run_dir: Path, lines: int, signum: int
 
 
 def uninterrupted(flags: list[str], run_dir: Path) -> Path:
-    code, output = finish(mtrl_train([*flags, "--run-dir", str(run_dir)]))
-    assert code == 0, output[-3000:]
+    assert cli.main(["train", *flags, "--run-dir", str(run_dir)]) == 0
     return run_dir
 
 
 def crash_and_resume(flags: list[str], run_dir: Path, lines: int, signum: int) -> str:
-    """Run `flags` into `run_dir`, send `signum` at an arbitrary point, resume; returns the output."""
+    """Run `flags` into `run_dir` in a subprocess, send `signum` at an arbitrary point, then resume the run
+    (in this process); returns the killed run's output."""
     victim = mtrl_train([*flags, "--run-dir", str(run_dir)])
     kill_after(victim, run_dir, lines, signum)
     code, output = finish(victim)
     assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 130), output[-3000:]
-    code, resumed_output = finish(mtrl_train(["--resume", str(run_dir)]))
-    assert code == 0, resumed_output[-3000:]
-    return output + resumed_output
+    assert cli.main(["train", "--resume", str(run_dir)]) == 0
+    return output
 
 
 def assert_same_run(reference: Path, resumed: Path) -> None:
@@ -148,19 +174,17 @@ def test_episodic_meta_run_killed_and_resumed_matches_uninterrupted_run(tmp_path
     assert_same_run(reference, tmp_path / "crashed")
 
 
-def test_resuming_a_run_that_is_still_training_is_refused(tmp_path):
+def test_resuming_a_run_that_is_still_training_is_refused(tmp_path, capsys):
     run_dir = tmp_path / "live"
     victim = mtrl_train([*TOY_FLAGS, "--run-dir", str(run_dir)])
     try:
         kill_after(victim, run_dir, lines=2, signum=0)  # signal 0: only wait until it is well under way
-        code, output = finish(mtrl_train(["--resume", str(run_dir)]))
-        assert code == 2, output[-2000:]
-        assert f"{run_dir} is being trained by pid {victim.pid}; stop it first" in output
+        assert cli.main(["train", "--resume", str(run_dir)]) == 2
+        assert f"{run_dir} is being trained by pid {victim.pid}; stop it first" in capsys.readouterr().err
     finally:
         victim.send_signal(signal.SIGTERM)
         finish(victim)
-    code, output = finish(mtrl_train(["--resume", str(run_dir)]))  # once it stopped, resuming works
-    assert code == 0, output[-2000:]
+    assert cli.main(["train", "--resume", str(run_dir)]) == 0  # once it stopped, resuming works
 
 
 # In-process checks on one small toy run.
@@ -207,9 +231,24 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(finished_run, 
         if path.is_file() and path.stat().st_size > 64:
             path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a write cut short
     with pytest.warns(UserWarning, match=f"checkpoint {newest} .* unreadable"):
-        run.resume(run_dir)
+        resume(run_dir)
     assert without_timing(read_metrics(run_dir)) == without_timing(read_metrics(finished_run))
     assert checkpoint.steps(run_dir)[-2:] == [previous, newest]  # the resumed run rewrote the newest
+
+
+def test_a_finished_run_is_not_resumed_and_a_larger_budget_trains_it_further(finished_run, tmp_path):
+    run_dir = copy_run(finished_run, tmp_path / "run")
+    before = read_metrics(run_dir)
+    with pytest.raises(ValueError, match="already finished .*resume with a larger --loop.steps-per-task"):
+        resume(run_dir)
+    assert read_metrics(run_dir) == before  # the refusal touched nothing
+    stored = load_run_config(run_dir)
+    longer = dataclasses.replace(stored, loop=dataclasses.replace(stored.loop, steps_per_task=1_600))
+    resume(run_dir, longer)
+    steps = checkpoint.steps(run_dir)
+    assert steps[-1] == 1_600 * 2 and steps[-1] > checkpoint.steps(finished_run)[-1]  # 2 tasks
+    assert load_run_config(run_dir).loop.steps_per_task == 1_600  # the new budget is the run's now
+    assert max(r["step"] for r in read_metrics(run_dir)) > max(r["step"] for r in before)
 
 
 def test_all_checkpoints_unreadable_is_a_clear_refusal(finished_run, tmp_path):
@@ -218,7 +257,7 @@ def test_all_checkpoints_unreadable_is_a_clear_refusal(finished_run, tmp_path):
         path.write_bytes(b"garbage")
     before = (run_dir / "metrics.jsonl").read_bytes()
     with pytest.warns(UserWarning), pytest.raises(checkpoint.CheckpointError, match="no readable checkpoint"):
-        run.resume(run_dir)
+        resume(run_dir)
     assert (run_dir / "metrics.jsonl").read_bytes() == before  # nothing touched
 
 
@@ -226,14 +265,12 @@ def test_resume_with_another_config_names_the_fields(finished_run):
     config = load_run_config(finished_run)
     changed = dataclasses.replace(config, agent=mt_sac.Config(hidden_sizes=(16,), actor_lr=1e-3), seed=5)
     with pytest.raises(ValueError, match=r"agent.actor_lr \(0.0003 -> 0.001\), seed \(0 -> 5\)"):
-        run.resume(finished_run, changed)
+        resume(finished_run, changed)
 
 
-def test_resume_from_the_cli_refuses_changed_fields(finished_run):
-    # (a subprocess, as users run it: tyro's parsing must not share the interpreter with orbax's threads)
-    code, output = finish(mtrl_train(["--resume", str(finished_run), "--agent.num-critics", "3"]))
-    assert code == 2
-    assert "agent.num_critics (2 -> 3)" in output
+def test_resume_from_the_cli_refuses_changed_fields(finished_run, capsys):
+    assert cli.main(["train", "--resume", str(finished_run), "--agent.num-critics", "3"]) == 2
+    assert "agent.num_critics (2 -> 3)" in capsys.readouterr().err
 
 
 def test_resume_without_checkpoint_says_so(tmp_path):
@@ -241,10 +278,10 @@ def test_resume_without_checkpoint_says_so(tmp_path):
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps(run.to_json(small_config(run_dir))))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        run.resume(run_dir)
+        resume(run_dir)
 
 
-def test_divergence_stops_with_the_step_and_quantity_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_divergence_stops_with_the_step_and_quantity_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     # A learning rate of 1e30 makes Adam's first step put the weights at ±1e30: the losses overflow for real.
     config = small_config(tmp_path / "run", actor_lr=1e30, critic_lr=1e30)
     config = dataclasses.replace(config, loop=dataclasses.replace(config.loop, warmup_steps_per_task=400))
@@ -261,9 +298,12 @@ def test_divergence_stops_with_the_step_and_quantity_and_keeps_the_last_good_che
     flags = ["--agent", "mt_sac", "--agent.actor-lr", "1e30", "--agent.critic-lr", "1e30"]
     flags += ["--env.name", "toy", "--loop.steps-per-task", "1000", "--loop.warmup-steps-per-task", "200"]
     flags += ["--loop.replay-per-task", "2000"]
-    code, output = finish(mtrl_train([*flags, "--wandb.mode", "disabled", "--run-dir", rerun]))
-    assert code == 1
-    assert "mtrl: error: training diverged at step" in output
+    # the small run's sizes: the exit status is the point, not the network
+    flags += ["--agent.hidden-sizes", "16", "--env.envs-per-task", "2", "--env.toy-num-tasks", "2"]
+    flags += ["--loop.batch-per-task", "16", "--loop.steps-per-iteration", "25"]
+    capsys.readouterr()
+    assert cli.main(["train", *flags, "--wandb.mode", "disabled", "--run-dir", rerun]) == 1
+    assert "mtrl: error: training diverged at step" in capsys.readouterr().err
 
 
 def test_replay_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):

@@ -34,7 +34,7 @@ def collect(env, state, key, num_steps):
     reset_key, rollout_key = jax.random.split(key)
     env_state, timestep = env.reset(reset_key)
     carry = rl2.init_carry(state, env_state, timestep, rollout_key)
-    run = jax.jit(functools.partial(rl2.rollout, env, num_steps=num_steps))
+    run = jax.jit(functools.partial(rl2.play_steps, env, num_steps=num_steps))
     return run(state, carry)[1]
 
 
@@ -129,7 +129,7 @@ def test_reward_moments_run_on_across_iterations_and_can_be_turned_off():
     np.testing.assert_array_equal(state.reward_moments.var, np.ones(n))
     train = jax.jit(functools.partial(rl2.train_iteration, env))
     steps = rl2.vector_steps_per_iteration(env.spec, cfg)
-    play = jax.jit(functools.partial(rl2.rollout, env, num_steps=steps))
+    play = jax.jit(functools.partial(rl2.play_steps, env, num_steps=steps))
     mean, var = np.zeros(n), np.ones(n)
     for i in range(2):
         key = jax.random.key(10 + i)

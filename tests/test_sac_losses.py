@@ -2,77 +2,12 @@
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from mtrl.agents.sac import SACConfig, SACNetworks, losses
+from helpers import ACT, CONFIG, GAMMA, NETWORKS, OBS, TARGET_ENTROPY, as_jax, np_policy_sample, np_q
+from mtrl.agents.sac import losses
 from mtrl.agents.sac.networks import policy, sample_action
-
-from mtrl.types import Transition
-
-OBS, ACT, TASKS, GAMMA = 3, 2, 2, 0.9
-TARGET_ENTROPY = -2.0
-
-
-class Linear(nn.Module):
-    """A torso with one linear layer, so every network output is `x @ W + b`."""
-
-    output_size: int
-
-    @nn.compact
-    def __call__(self, x, task_id):
-        del task_id
-        return nn.Dense(self.output_size, name="dense")(x)
-
-
-def linear_params(rng, inputs: int, outputs: int, scale: float = 0.5):
-    return {
-        "kernel": (scale * rng.normal(size=(inputs, outputs))).astype(np.float32),
-        "bias": (scale * rng.normal(size=(outputs,))).astype(np.float32),
-    }
-
-
-def fixture():
-    rng = np.random.default_rng(0)
-    actor = linear_params(rng, OBS, 2 * ACT)
-    critics = [linear_params(rng, OBS + ACT, 1) for _ in range(2)]
-    targets = [linear_params(rng, OBS + ACT, 1) for _ in range(2)]
-    batch = Transition(
-        obs=rng.normal(size=(4, OBS)).astype(np.float32),
-        action=rng.uniform(-1, 1, size=(4, ACT)).astype(np.float32),
-        reward=np.array([1.0, -0.5, 0.25, 2.0], np.float32),
-        next_obs=rng.normal(size=(4, OBS)).astype(np.float32),
-        terminated=np.array([0.0, 0.0, 1.0, 0.0], np.float32),
-        task_id=np.array([0, 1, 0, 1], np.int32),
-    )
-    log_alphas = np.log(np.array([0.5, 2.0], np.float32))
-    return actor, critics, targets, batch, log_alphas
-
-
-def as_jax(actor, critics):
-    stack = lambda ps: {"params": {"dense": jax.tree.map(lambda *x: jnp.stack(x), *ps)}}
-    return {"params": {"dense": actor}}, stack(critics)
-
-
-NETWORKS = SACNetworks(actor=Linear(2 * ACT), critic=Linear(1))
-CONFIG = SACConfig(hidden_sizes=(1,), gamma=GAMMA)
-
-
-def np_policy_sample(actor, obs, noise):
-    """Hand derivation of the tanh-Gaussian: u = μ + σ ε, a = tanh(u), and by change of variables
-    log π(a|s) = Σ_i [log N(u_i; μ_i, σ_i) − log(1 − tanh(u_i)²)]."""
-    out = obs @ actor["kernel"] + actor["bias"]
-    mean, log_std = out[:, :ACT], np.clip(out[:, ACT:], -10.0, 2.0)
-    std = np.exp(log_std)
-    u = mean + std * noise
-    log_normal = -0.5 * ((u - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
-    action = np.tanh(u)
-    return action, np.sum(log_normal - np.log(1.0 - action**2), axis=1)
-
-
-def np_q(params, obs, action):
-    return (np.concatenate([obs, action], axis=1) @ params["kernel"] + params["bias"])[:, 0]
 
 
 def test_sample_action_matches_hand_log_prob_and_is_stable():
@@ -100,8 +35,8 @@ def test_policy_clamps_log_std():
     np.testing.assert_allclose(log_std, [[-10.0, 2.0]])
 
 
-def test_critic_loss_matches_hand_computation():
-    actor, critics, targets, batch, log_alphas = fixture()
+def test_critic_loss_matches_hand_computation(linear_sac):
+    actor, critics, targets, batch, log_alphas = linear_sac
     key = jax.random.key(7)
     actor_params, critic_params = as_jax(actor, critics)
     _, target_params = as_jax(actor, targets)
@@ -127,8 +62,8 @@ def test_critic_loss_matches_hand_computation():
     np.testing.assert_allclose(aux.q_mean, np.mean(q), rtol=1e-4, atol=1e-5)
 
 
-def test_actor_loss_matches_hand_computation():
-    actor, critics, _, batch, log_alphas = fixture()
+def test_actor_loss_matches_hand_computation(linear_sac):
+    actor, critics, _, batch, log_alphas = linear_sac
     key = jax.random.key(11)
     actor_params, critic_params = as_jax(actor, critics)
     loss, aux = losses.actor_loss(
@@ -147,8 +82,8 @@ def test_actor_loss_matches_hand_computation():
     np.testing.assert_allclose(aux.log_prob, log_prob, rtol=1e-4, atol=1e-4)
 
 
-def test_alpha_loss_and_gradient_match_hand_computation():
-    _, _, _, batch, log_alphas = fixture()
+def test_alpha_loss_and_gradient_match_hand_computation(linear_sac):
+    _, _, _, batch, log_alphas = linear_sac
     log_prob = np.array([-1.0, 0.5, -3.0, -2.5], np.float32)
     loss_fn = lambda la: losses.alpha_loss(
         la, jnp.asarray(log_prob), jnp.asarray(batch.task_id), target_entropy=TARGET_ENTROPY

@@ -1,9 +1,10 @@
 """Task weighting in the SAC core: PaCo's loss mask-out and w-reset, SoftMod's temperature weights.
 
-Losses and gradients against hand computations on the 4-row linear fixture of test_sac_losses; the agents'
-updates against the plain SAC update (bit for bit where nothing is weighted) and against the defining
-properties of mask-out (a masked task's data cannot move anything) and w-reset (a convex combination of
-the healthy tasks' compositions, the same in every network and in the Adam second moment).
+Losses and gradients against hand computations on the 4-row linear SAC of test_sac_losses (conftest's
+`linear_sac`); the agents' updates against the plain SAC update (bit for bit where nothing is weighted) and
+against the defining properties of mask-out (a masked task's data cannot move anything) and w-reset (a
+convex combination of the healthy tasks' compositions, the same in every network and in the Adam second
+moment).
 """
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from mtrl.agents import paco_sac, sac, softmod_sac
-from mtrl.agents.sac import losses
-from test_agents import SPEC, fast_key, flat, make_batch
-from test_sac_losses import (
+from helpers import (
     ACT,
     CONFIG,
     GAMMA,
     NETWORKS,
+    SPEC,
     TARGET_ENTROPY,
     as_jax,
-    fixture,
+    fast_key,
+    flat,
+    make_batch,
     np_policy_sample,
     np_q,
 )
+from mtrl.agents import paco_sac, sac, softmod_sac
+from mtrl.agents.sac import losses
 
 # --- losses against hand computations --------------------------------------------------------------
 
@@ -62,8 +65,8 @@ def critic_loss(critic_params, batch, key, weigh, log_alphas, actor_params, targ
     )  # fmt: skip
 
 
-def test_temperature_weighted_critic_loss_matches_hand_computation():
-    actor, critics, targets, batch, log_alphas = fixture()  # α = (0.5, 2), rows' tasks 0, 1, 0, 1
+def test_temperature_weighted_critic_loss_matches_hand_computation(linear_sac):
+    actor, critics, targets, batch, log_alphas = linear_sac  # α = (0.5, 2), rows' tasks 0, 1, 0, 1
     key = jax.random.key(7)
     actor_params, critic_params = as_jax(actor, critics)
     _, target_params = as_jax(actor, targets)
@@ -88,8 +91,8 @@ def test_temperature_weighted_critic_loss_matches_hand_computation():
 
 
 @pytest.mark.parametrize("bad_reward", [1e4, np.nan], ids=["huge", "nan"])
-def test_masked_task_gives_exactly_the_gradient_of_the_other_tasks(bad_reward):
-    actor, critics, targets, batch, log_alphas = fixture()
+def test_masked_task_gives_exactly_the_gradient_of_the_other_tasks(bad_reward, linear_sac):
+    actor, critics, targets, batch, log_alphas = linear_sac
     batch = batch.replace(reward=np.where(batch.task_id == 1, bad_reward, batch.reward).astype(np.float32))
     key = jax.random.key(7)
     actor_params, critic_params = as_jax(actor, critics)
@@ -110,8 +113,8 @@ def test_masked_task_gives_exactly_the_gradient_of_the_other_tasks(bad_reward):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
-def test_weighted_actor_and_temperature_losses_match_hand_computation():
-    actor, critics, _, batch, log_alphas = fixture()
+def test_weighted_actor_and_temperature_losses_match_hand_computation(linear_sac):
+    actor, critics, _, batch, log_alphas = linear_sac
     key = jax.random.key(11)
     actor_params, critic_params = as_jax(actor, critics)
     weights = jnp.array([1.6, 0.4])
