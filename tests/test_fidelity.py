@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import fast_key
 from mtrl.agents import AGENTS, get_agent, moore_sac, sac
 from mtrl.agents.sac import losses
 from mtrl.agents.sac.networks import policy, q_values
@@ -163,11 +164,6 @@ def batch(seed: int = 0) -> Transition:
         terminated=np.zeros(right.shape[0], np.float32),
         task_id=task_id,
     )
-
-
-def fast_key(seed: int) -> jax.Array:
-    """An "rbg" key: XLA compiles threefry slowly on CPU (the draws are not what these tests check)."""
-    return jax.random.key(seed, impl="rbg")
 
 
 def test_critic_only_updates_hold_actor_and_temperatures():
