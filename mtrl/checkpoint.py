@@ -13,6 +13,7 @@ write leaves the previous checkpoint as the newest readable one.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -118,6 +119,32 @@ def restore(run_dir: Path, template: PyTree, step: int | None = None) -> PyTree:
         manager.close()
 
 
+_late_callbacks_silenced = False
+
+
+def _silence_late_read_callbacks() -> None:
+    """Drop the stray errors that a failed restore leaves behind.
+
+    When one array of a checkpoint fails to read, orbax closes its event loop while tensorstore still
+    finishes the other reads; each of those then reports `RuntimeError('Event loop is closed')` from a
+    tensorstore thread as an unraisable exception: one traceback per array on stderr, which says nothing
+    the refusal does not. Exactly those are dropped; every other unraisable goes to the previous hook.
+    """
+    global _late_callbacks_silenced
+    if _late_callbacks_silenced:
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        error = unraisable.exc_value
+        late = isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+        if not (late and unraisable.object is None):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    _late_callbacks_silenced = True
+
+
 def _set_aside(run_dir: Path, step: int) -> Path:
     """Move an unreadable checkpoint out of the way (kept, not deleted) so the step can be written again."""
     target = Path(run_dir).absolute() / "unreadable-checkpoints" / str(step)
@@ -153,6 +180,7 @@ def restore_run(run_dir: Path, train_template: PyTree, *, host: bool) -> Restore
             try:
                 restored = manager.restore(step, args=ocp.args.Composite(**items))
             except Exception as error:  # noqa: BLE001 — truncated files, bad metadata, wrong shapes
+                _silence_late_read_callbacks()
                 failures.append(f"step {step}: {str(error).splitlines()[0][:200]}")
                 moved = _set_aside(run_dir, step)
                 warnings.warn(

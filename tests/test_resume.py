@@ -224,6 +224,10 @@ def copy_run(source: Path, target: Path) -> Path:
     return target
 
 
+# A failed read leaves tensorstore reads whose callbacks find orbax's event loop closed; mtrl drops
+# exactly those errors. Reported, they print a traceback each and, formatted in tensorstore's threads,
+# race CPython 3.11's AST constructor in the main thread (a SystemError in a later test).
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(finished_run, tmp_path):
     run_dir = copy_run(finished_run, tmp_path / "run")
     newest, previous = checkpoint.steps(run_dir)[-1], checkpoint.steps(run_dir)[-2]
@@ -251,6 +255,10 @@ def test_a_finished_run_is_not_resumed_and_a_larger_budget_trains_it_further(fin
     assert max(r["step"] for r in read_metrics(run_dir)) > max(r["step"] for r in before)
 
 
+# A failed read leaves tensorstore reads whose callbacks find orbax's event loop closed; mtrl drops
+# exactly those errors. Reported, they print a traceback each and, formatted in tensorstore's threads,
+# race CPython 3.11's AST constructor in the main thread (a SystemError in a later test).
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_all_checkpoints_unreadable_is_a_clear_refusal(finished_run, tmp_path):
     run_dir = copy_run(finished_run, tmp_path / "run")
     for path in (run_dir / "checkpoints").rglob("manifest.ocdbt"):
