@@ -1,19 +1,33 @@
-"""MiniGrid end to end, as a user runs it: `mtrl train` on all seven tasks (MT7) on both backends, a few PPO
-iterations each, and `mtrl evaluate` of a port-trained policy in Farama's own envs.
+"""MiniGrid end to end, as a user runs it: `mtrl train` on MT3 with two vmapped seeds, a few PPO iterations,
+`mtrl evaluate` of the port-trained policy in Farama's own envs, and a transfer run (TL3→5) that starts from
+that run's experts, as the MOORE authors chain them. The same on all seven tasks (MT7) and training on the
+farama backend are slow tests.
 
 The full-budget runs are `experiments/` scripts and slow tests; these only show that every piece is wired:
 presets, the vmapped seeds, the farama backend inside the jitted loop, the return metrics, the backend switch
-of `mtrl evaluate`, one-line errors for agents and envs that do not fit together.
+of `mtrl evaluate`, the experts handed from run to run, one-line errors for agents and envs that do not fit
+together.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from mtrl.agents import moore_ppo
 
+from mtrl import checkpoint
+from mtrl.app import wiring
 from mtrl.app.cli import main
+from mtrl.app.config import load_run_config
+from mtrl.types import EnvSpec
 
+MT3 = ("MiniGrid-LavaGapS7-v0", "MiniGrid-RedBlueDoors-6x6-v0", "MiniGrid-MemoryS11-v0")
 TASKS = (
     "MiniGrid-DoorKey-6x6-v0",
     "MiniGrid-DistShift1-v0",
@@ -24,8 +38,6 @@ TASKS = (
     "MiniGrid-MultiRoom-N2-S4-v0",
 )
 TINY = [
-    "--preset",
-    "minigrid-mt7-moore",
     "--agent.num-experts",
     "2",
     "--agent.head-hidden",
@@ -59,14 +71,22 @@ def final_metrics(run_dir) -> dict:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
 
 
-def test_mt7_trains_two_vmapped_seeds_on_the_port_and_evaluates_in_faramas_envs(tmp_path, capsys):
-    run_dir = tmp_path / "port"
-    assert main(["train", *TINY, "--num-seeds", "2", "--run-dir", str(run_dir)]) == 0
-    out = capsys.readouterr().out
-    assert "return" in out and "MiniGrid-MultiRoom-N2-S4-v0" in out
+@pytest.fixture(scope="module")
+def mt3_run(tmp_path_factory):
+    """A tiny MOORE-PPO run on MT3, seeds 3 and 4 vmapped; its directory and what `mtrl train` printed."""
+    run_dir = tmp_path_factory.mktemp("mt3") / "run"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        flags = ["--preset", "minigrid-mt3-moore", *TINY, "--num-seeds", "2", "--seed", "3"]
+        assert main(["train", *flags, "--run-dir", str(run_dir)]) == 0
+    return run_dir, printed.getvalue()
+
+
+def check_trained_on_the_port_and_evaluated_in_faramas_envs(run_dir, out, tasks):
+    assert "return" in out and tasks[-1] in out
     final = final_metrics(run_dir)
     for prefix in ("eval", "eval_moore"):
-        for task in TASKS:
+        for task in tasks:
             assert 0.0 <= final[f"{prefix}/{task}/return"] <= 1.0
             assert f"{prefix}/seed1/{task}/return" in final
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -77,14 +97,62 @@ def test_mt7_trains_two_vmapped_seeds_on_the_port_and_evaluates_in_faramas_envs(
     [report] = run_dir.glob("evaluation-*.json")
     evaluated = json.loads(report.read_text())
     assert evaluated["backend"] == "farama"
-    assert {f"eval_moore/{task}/return" for task in TASKS} <= set(evaluated)
+    assert {f"eval_moore/{task}/return" for task in tasks} <= set(evaluated)
     assert "seed1" in " ".join(evaluated)  # both seeds scored, one after the other
+
+
+def test_mt3_trains_two_vmapped_seeds_on_the_port_and_evaluates_in_faramas_envs(mt3_run):
+    check_trained_on_the_port_and_evaluated_in_faramas_envs(*mt3_run, MT3)
+
+
+# MT3 above is the same program with fewer generators; the seven are tested in test_minigrid_env.py
+@pytest.mark.slow
+def test_mt7_trains_two_vmapped_seeds_on_the_port_and_evaluates_in_faramas_envs(tmp_path):
+    run_dir = tmp_path / "port"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        flags = ["--preset", "minigrid-mt7-moore", *TINY, "--num-seeds", "2"]
+        assert main(["train", *flags, "--run-dir", str(run_dir)]) == 0
+    check_trained_on_the_port_and_evaluated_in_faramas_envs(run_dir, printed.getvalue(), TASKS)
+
+
+def leaves_equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def test_a_transfer_run_starts_from_the_source_seeds_experts(mt3_run, tmp_path, capsys):
+    source, _ = mt3_run
+    target = tmp_path / "target"
+    tl = ["train", "--preset", "minigrid-tl3-5-moore", *TINY, "--loop.moore-eval-episodes", "0"]
+    tl += ["--agent.experts-from", str(source)]
+    assert main([*tl, "--num-seeds", "2", "--seed", "3", "--run-dir", str(target)]) == 0
+
+    def restored(run_dir):
+        config = load_run_config(run_dir)
+        spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
+        return checkpoint.restore(
+            run_dir, wiring.agent_template(config, spec), checkpoint.latest_step(run_dir)
+        )
+
+    source_state, target_state = restored(source), restored(target)
+    assert leaves_equal(moore_ppo.experts(source_state), moore_ppo.experts(target_state))  # seed s ← seed s
+    heads = target_state.actor_params["params"]["heads"]
+    assert jnp.asarray(jax.tree.leaves(heads)[0]).shape[0] == 2  # two seeds, fresh heads for 2 tasks
+
+    # a seed the source did not train, a source with other experts: one-line errors, nothing is created
+    capsys.readouterr()
+    assert main([*tl, "--seed", "9", "--run-dir", str(tmp_path / "bad-seed")]) == 2
+    assert "have no source" in capsys.readouterr().err
+    assert main([*tl, "--agent.num-experts", "3", "--seed", "3", "--run-dir", str(tmp_path / "bad-k")]) == 2
+    assert "num_experts=2" in capsys.readouterr().err
+    assert not (tmp_path / "bad-seed").exists() and not (tmp_path / "bad-k").exists()
 
 
 @pytest.mark.slow  # CI covers the farama backend by the evaluation above; training on it is the same loop
 def test_mt7_trains_on_faramas_envs(tmp_path, capsys):
     run_dir = tmp_path / "farama"
-    flags = [*TINY, "--env.backend", "farama", "--loop.moore-eval-episodes", "0"]  # one protocol: one compile
+    flags = ["--preset", "minigrid-mt7-moore", *TINY, "--env.backend", "farama"]
+    flags += ["--loop.moore-eval-episodes", "0"]  # one protocol: one compile
     assert main(["train", *flags, "--run-dir", str(run_dir)]) == 0
     final = final_metrics(run_dir)
     assert {f"eval/{task}/return" for task in TASKS} <= set(final)
