@@ -52,7 +52,7 @@ def test_frozen_experts_stay_fixed_while_task_weights_and_heads_train(tl_env):
             assert not leaves_equal(before["params"][name], after["params"][name]), name
     # without freezing the same step moves the experts: the test above would notice a no-op optimiser
     free = moore_ppo.init(jax.random.key(0), tl_env.spec, dataclasses.replace(config, frozen_experts=False))
-    moved, _ = moore_ppo.train_iteration(tl_env, free, jax.random.key(1))
+    moved, _ = jax.jit(lambda s, k: moore_ppo.train_iteration(tl_env, s, k))(free, jax.random.key(1))
     assert not leaves_equal(free.actor_params["params"]["experts"], moved.actor_params["params"]["experts"])
 
 
