@@ -12,12 +12,23 @@ import dataclasses
 import json
 import netrc
 import os
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 WandbMode = Literal["auto", "online", "offline", "disabled"]
 WANDB_INIT_TIMEOUT_S = 30  # without network, fall back to offline after this long, not W&B's default 90 s
+ELAPSED = "time/elapsed_s"
+"""Wall-clock seconds of the run when a line was logged, summed over its sessions (resumes)."""
+WALL_CLOCK_KEYS = (ELAPSED, "env/steps_per_second")
+"""The logged values that depend on how fast the machine was, not on what the run computed."""
+
+
+def without_wall_clock(record: dict[str, Any]) -> dict[str, Any]:
+    """A metrics line without its wall-clock values: what two runs of one computation have in common."""
+    return {k: v for k, v in record.items() if k not in WALL_CLOCK_KEYS}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,9 +62,11 @@ def resolve_mode(mode: WandbMode) -> str:
 class RunLogger:
     """Appends metrics to `metrics.jsonl` in the run directory and, if enabled, to a W&B run.
 
+    Every line carries `time/elapsed_s`, the seconds since the logger started (compilation included).
     `resume_at` (bytes) continues a run from a checkpoint: the log is cut back to where it stood when the
     checkpoint was written, so the lines the resumed run writes again are neither lost nor duplicated, and
-    the W&B run with the id in `wandb_run_id` is resumed; steps it already received are not sent twice.
+    the W&B run with the id in `wandb_run_id` is resumed; steps it already received are not sent twice. The
+    clock then continues from the last line kept: the time of the work that is redone counts once.
     """
 
     def __init__(
@@ -64,13 +77,18 @@ class RunLogger:
         name: str,
         *,
         resume_at: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "metrics.jsonl"
         self._wandb = None
         self._wandb_has_step = -1
+        self._elapsed_before = 0.0
         if resume_at is not None:
             self._wandb_has_step = truncate_log(self.path, resume_at)
+            self._elapsed_before = last_elapsed(self.path)
+        self._clock = clock
+        self._started = clock()
         mode = resolve_mode(wandb_config.mode)
         if wandb_config.mode == "auto" and mode == "offline":
             warnings.warn(
@@ -125,6 +143,8 @@ class RunLogger:
         return run
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
+        elapsed = round(self._elapsed_before + self._clock() - self._started, 3)
+        metrics = {**metrics, ELAPSED: elapsed}
         record = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
         with self.path.open("a") as file:
             file.write(json.dumps(record) + "\n")
@@ -159,6 +179,18 @@ def truncate_log(path: Path, size: int) -> int:
         except (ValueError, KeyError, TypeError):  # a line the crash cut in half
             continue
     return max(steps, default=-1)
+
+
+def last_elapsed(path: Path) -> float:
+    """`time/elapsed_s` of the last line of a metrics log that has one (0 if none: a run from before it)."""
+    if not path.exists():
+        return 0.0
+    for line in reversed(path.read_text().splitlines()):
+        try:
+            return float(json.loads(line)[ELAPSED])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0.0
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -1,11 +1,12 @@
-"""Run logging: JSONL lines in order, W&B offline into the run directory, W&B failures never fatal."""
+"""Run logging: JSONL lines in order with the run's wall clock, W&B offline into the run directory, W&B
+failures never fatal."""
 
 import json
 
 import pytest
 
 from mtrl import logger as logger_module
-from mtrl.logger import RunLogger, WandbConfig, read_metrics, resolve_mode
+from mtrl.logger import ELAPSED, RunLogger, WandbConfig, read_metrics, resolve_mode, without_wall_clock
 
 
 def test_jsonl_has_one_line_per_log_call(tmp_path):
@@ -13,7 +14,7 @@ def test_jsonl_has_one_line_per_log_call(tmp_path):
     logger.log(10, {"train/critic_loss": 1.5})
     logger.log(20, {"eval/success": 0.25, "eval/reach-v3/success": 0.5})
     logger.close()
-    assert read_metrics(tmp_path) == [
+    assert [without_wall_clock(line) for line in read_metrics(tmp_path)] == [
         {"step": 10, "train/critic_loss": 1.5},
         {"step": 20, "eval/success": 0.25, "eval/reach-v3/success": 0.5},
     ]
@@ -44,7 +45,7 @@ def test_wandb_that_cannot_start_warns_once_and_logging_goes_on(tmp_path):
         logger = RunLogger(tmp_path, {}, WandbConfig(mode="offline", project="bad/name"), name="x")
     logger.log(5, {"eval/success": 0.5})
     logger.close()
-    assert read_metrics(tmp_path) == [{"step": 5, "eval/success": 0.5}]
+    assert [without_wall_clock(line) for line in read_metrics(tmp_path)] == [{"step": 5, "eval/success": 0.5}]
 
 
 def test_auto_mode_without_a_key_warns_once_and_logs_offline(monkeypatch, tmp_path):
@@ -69,7 +70,7 @@ def test_online_without_network_falls_back_to_offline(monkeypatch, tmp_path):
     logger.close()
     run_id = (tmp_path / "wandb_run_id").read_text()
     assert any(run_id in p.name for p in (tmp_path / "wandb").glob("offline-run-*"))
-    assert read_metrics(tmp_path) == [{"step": 1, "eval/success": 1.0}]
+    assert [without_wall_clock(line) for line in read_metrics(tmp_path)] == [{"step": 1, "eval/success": 1.0}]
 
 
 def test_resumed_log_is_cut_back_to_the_checkpoint(tmp_path):
@@ -84,7 +85,28 @@ def test_resumed_log_is_cut_back_to_the_checkpoint(tmp_path):
     assert resumed._wandb_has_step == 20  # W&B already had step 20: it is not sent again
     resumed.log(20, {"a": 2.0})
     resumed.close()
-    assert read_metrics(tmp_path) == [{"step": 10, "a": 1.0}, {"step": 20, "a": 2.0}]
+    lines = [without_wall_clock(line) for line in read_metrics(tmp_path)]
+    assert lines == [{"step": 10, "a": 1.0}, {"step": 20, "a": 2.0}]
+
+
+def test_every_line_carries_the_wall_clock_and_a_resumed_run_continues_it(tmp_path):
+    first = iter([100.0, 101.5, 104.0, 110.0])  # the logger's start, then one reading per line
+    logger = RunLogger(tmp_path, {}, WandbConfig(mode="disabled"), name="c", clock=lambda: next(first))
+    logger.log(10, {"a": 1.0})
+    logger.log(20, {"a": 2.0})
+    position = logger.position  # a checkpoint here
+    logger.log(30, {"a": 3.0})  # lost in the crash, redone after the resume
+    logger.close()
+    assert [line[ELAPSED] for line in read_metrics(tmp_path)] == [1.5, 4.0, 10.0]
+
+    second = iter([500.0, 500.25])  # another process: its clock has nothing to do with the first one's
+    resumed = RunLogger(
+        tmp_path, {}, WandbConfig(mode="disabled"), name="c", resume_at=position, clock=lambda: next(second)
+    )
+    resumed.log(30, {"a": 3.0})
+    resumed.close()
+    # the second session starts where the last kept line stood: the redone work is counted once
+    assert [line[ELAPSED] for line in read_metrics(tmp_path)] == [1.5, 4.0, 4.25]
 
 
 def test_resumed_logger_continues_the_same_wandb_run(tmp_path):
@@ -98,7 +120,10 @@ def test_resumed_logger_continues_the_same_wandb_run(tmp_path):
     resumed.log(2, {"a": 2.0})
     resumed.close()
     assert (tmp_path / "wandb_run_id").read_text() == run_id
-    assert read_metrics(tmp_path) == [{"step": 1, "a": 1.0}, {"step": 2, "a": 2.0}]
+    assert [without_wall_clock(line) for line in read_metrics(tmp_path)] == [
+        {"step": 1, "a": 1.0},
+        {"step": 2, "a": 2.0},
+    ]
 
 
 def test_a_wandb_failure_during_log_warns_once_and_the_local_log_goes_on(tmp_path):

@@ -2,7 +2,7 @@
 
 The crash tests run `mtrl train` in a subprocess and kill it for real (SIGKILL: no handler runs; SIGTERM:
 the run checkpoints and exits), then `mtrl train --resume` it and compare every metric line, bit for bit,
-with an uninterrupted run of the same config (only the wall-clock `env/steps_per_second` differs). Only the
+with an uninterrupted run of the same config (only the wall-clock values differ). Only the
 process that is killed (or limited) runs apart: the uninterrupted runs and the resumes call the CLI's
 `main` in this process, as the console script does.
 """
@@ -28,7 +28,7 @@ from mtrl import checkpoint, training
 from mtrl.app import cli, run, wiring
 from mtrl.app.config import EnvConfig, TrainConfig, load_run_config
 from mtrl.app.resume import resume
-from mtrl.logger import WandbConfig, read_metrics
+from mtrl.logger import WandbConfig, read_metrics, without_wall_clock
 from mtrl.types import EnvSpec
 
 TOY_FLAGS = """
@@ -56,7 +56,6 @@ MAML_FLAGS = """
     --loop.meta-adaptation-episodes 1 --loop.meta-scored-episodes 1
     --loop.log-every-steps-per-task 640 --loop.checkpoint-every-steps-per-task 960 --wandb.mode disabled
 """.split()
-TIMING = "env/steps_per_second"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -95,7 +94,7 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
 
 
 def without_timing(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in record.items() if k != TIMING} for record in records]
+    return [without_wall_clock(record) for record in records]
 
 
 def kill_after(process: subprocess.Popen, run_dir: Path, lines: int, signum: int) -> None:

@@ -26,7 +26,7 @@ from mtrl.app.flags import apply_overrides, checked_flags, parse_train_args, to_
 from mtrl.app.presets import PRESETS, get_preset
 from mtrl.app.sweep_grid import Sweep, build_run, expand, read_field, seed_blocks
 from mtrl.app.sweep_wandb import parse_agent_args, wandb_sweep_config, write_wandb_yaml
-from mtrl.logger import read_metrics
+from mtrl.logger import read_metrics, without_wall_clock
 
 MT10_SWEEP = Sweep(
     name="grid",
@@ -379,7 +379,7 @@ SWEEP = Sweep(
 
 
 def without_timing(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "env/steps_per_second"} for r in records]
+    return [without_wall_clock(record) for record in records]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@
 One uninterrupted `mtrl train` run is the reference. Then N copies of the same run are each killed with
 SIGKILL at a random moment (after the first checkpoint, before the end), resumed with
 `mtrl train --resume`, and their `metrics.jsonl` compared line by line with the reference (every metric
-except the wall-clock `env/steps_per_second`). Prints each kill point and the count of matching runs.
+except the wall-clock values). Prints each kill point and the count of matching runs.
 
 `--small`, for a quick check: a shorter run (toy: 2 tasks, 1,500 steps per task, evaluated only at the end;
 metaworld: 800 steps per task), one kill unless `--runs` says otherwise, kill times drawn within the first
@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from mtrl.logger import without_wall_clock
 
 SMALL_RUN = """
     --agent mt_sac --agent.hidden-sizes 32 32 --loop.steps-per-iteration 25 --loop.batch-per-task 32
@@ -63,7 +65,7 @@ def check(process: subprocess.Popen) -> None:
 
 def metrics(run_dir: Path) -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k != "env/steps_per_second"} for line in lines]
+    return [without_wall_clock(json.loads(line)) for line in lines]
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
