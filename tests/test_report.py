@@ -12,7 +12,7 @@ from mtrl.agents import maml, mh_sac, moore_sac, mt_sac, pearl
 from mtrl.app import cli, presets
 from mtrl.app import report as app_report
 from mtrl.app.config import EnvConfig, TrainConfig, to_json
-from mtrl.logger import WandbConfig, read_metrics
+from mtrl.logger import ELAPSED, WandbConfig, read_metrics
 from mtrl.report import plots, published, stats
 from mtrl.report.runs import flatten, read_run_dir
 from mtrl.training import LoopConfig
@@ -99,8 +99,11 @@ def test_bad_statistics_input_is_one_line():
 # --- synthetic run directories with known answers ----------------------------------------------------
 
 
-def write_run(path, agent, seed, task_curves, *, env=MT4, num_seeds=1, seed_means=None, steps=(1000, 2000)):
-    """A run directory by hand: `task_curves` is `[evals, tasks]` success (averaged over seeds if vmapped)."""
+def write_run(
+    path, agent, seed, task_curves, *, env=MT4, num_seeds=1, seed_means=None, steps=(1000, 2000), elapsed=None
+):
+    """A run directory by hand: `task_curves` is `[evals, tasks]` success (averaged over seeds if vmapped);
+    `elapsed`, the wall-clock seconds of each evaluation, if given."""
     config = TrainConfig(
         agent=agent,
         env=env,
@@ -118,6 +121,8 @@ def write_run(path, agent, seed, task_curves, *, env=MT4, num_seeds=1, seed_mean
         record.update({f"eval/{t}/success": float(v) for t, v in zip(TASKS, row, strict=True)})
         for s, means in enumerate(seed_means or []):
             record[f"eval/seed{s}/success"] = means[i]
+        if elapsed is not None:
+            record[ELAPSED] = float(elapsed[i])
         lines.append(record)
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     return path
@@ -252,6 +257,35 @@ def test_cli_report_and_its_errors(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "nowhere is not an mtrl run directory" in error
     assert not (tmp_path / "o2").exists()
+
+
+def test_curves_against_time_take_each_seeds_latest_evaluation(tmp_path, capsys):
+    three = {"steps": (1000, 2000, 3000)}
+    # seed 0 was evaluated at 60, 180 and 300 s; seed 1, on a slower machine, at 120, 360 and 600 s
+    fast = write_run(tmp_path / "a", mt_sac.Config(), 0, [[0.1] * 4, [0.5] * 4, [0.9] * 4], **three,
+                     elapsed=(60, 180, 300))  # fmt: skip
+    slow = write_run(tmp_path / "b", mt_sac.Config(), 1, [[0.0] * 4, [0.2] * 4, [0.4] * 4], **three,
+                     elapsed=(120, 360, 600))  # fmt: skip
+    [group] = app_report.load_groups([fast, slow])
+    # from when both had been evaluated once (120 s) to the first one's last evaluation (300 s)
+    np.testing.assert_allclose(group.common_times(points=5), [120, 165, 210, 255, 300])
+    scores = group.time_curve_scores(np.array([120.0, 179.9, 180.0, 300.0]))  # [times, seeds, tasks]
+    np.testing.assert_allclose(scores[:, :, 0], [[0.1, 0.0], [0.1, 0.0], [0.5, 0.0], [0.9, 0.0]])
+
+    out = tmp_path / "out"
+    assert cli.main(["report", str(fast), str(slow), "--out", str(out), "--reps", "50", "--x", "time"]) == 0
+    assert (out / "curves_time_MT10.png").exists() and not (out / "curves_MT10.png").exists()
+
+    capsys.readouterr()
+    unclocked = write_run(tmp_path / "c", mt_sac.Config(), 2, [[0.1] * 4, [0.5] * 4])
+    for args, message in [
+        ([str(fast), str(unclocked), "--x", "time"], "c (seed 2) logged no time/elapsed_s"),
+        ([str(fast), "--x", "hours"], "--x"),
+    ]:
+        assert cli.main(["report", *args, "--out", str(tmp_path / "refused")]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and message in error and "steps" in error, error
+        assert not (tmp_path / "refused").exists()
 
 
 # --- the literature -----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Groups the seeds of equal configs, aggregates their final and best evaluation su
 return`, undiscounted return) with stratified bootstrap intervals (`mtrl.report.stats`), and writes
 `report.md`, CSV tables and PNG plots into `--out`; `--compare-published` adds the literature's success
 figures for the same method and benchmark. `--protocol` picks the evaluation that is read
-(`mtrl.report.runs.PROTOCOLS`).
+(`mtrl.report.runs.PROTOCOLS`); `--x time` draws the learning curves against wall-clock time.
 """
 
 from __future__ import annotations
@@ -20,9 +20,19 @@ from rich.console import Console
 from rich.table import Table
 
 from mtrl.report import plots, published, stats
-from mtrl.report.runs import DEFAULT_PROTOCOLS, METRICS, PROTOCOLS, Group, SeedRun, group_runs, read_run_dir
+from mtrl.report.runs import (
+    DEFAULT_PROTOCOLS,
+    METRICS,
+    PROTOCOLS,
+    Group,
+    SeedRun,
+    check_choice,
+    group_runs,
+    read_run_dir,
+)
 
 MEASURES = ("final", "best")
+X_AXES = {"steps": "env steps per task", "time": "wall-clock minutes (compilation and evaluation included)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +114,13 @@ def parse_args(args: list[str]) -> argparse.Namespace:
         + ". eval_moore runs form their own benchmark, '<benchmark> (eval_moore)'",
     )
     parser.add_argument(
+        "--x",
+        default="steps",
+        metavar="{" + ",".join(X_AXES) + "}",
+        help="the learning curves' x-axis: steps (env steps per task, default) or time (the runs' "
+        "time/elapsed_s: at each time, every seed's latest evaluation)",
+    )
+    parser.add_argument(
         "--compare-published",
         action="store_true",
         help="print the published success figures for the same methods and benchmarks: Meta-World only, "
@@ -116,11 +133,15 @@ def parse_args(args: list[str]) -> argparse.Namespace:
 def main(args: list[str], console: Console | None = None) -> Report:
     """Run the command: read, check, aggregate, write, print."""
     options = parse_args(args)
+    check_choice("--x", options.x, X_AXES)
     console = console or Console()
     groups = load_groups(options.run_dirs, options.group_by, options.metric, options.protocol)
+    if options.x == "time":
+        for group in groups:
+            group.common_times()  # a one-line error, before anything is written, for runs without a clock
     check_out_dir(options.out)
     result = build_report(groups, options.reps, options.compare_published)
-    written = write_report(options.out, result, options.reps)
+    written = write_report(options.out, result, options.reps, x=options.x)
     print_report(console, result)
     console.print(f"wrote {len(written)} files into {options.out}")
     return result
@@ -271,8 +292,9 @@ def summary_columns(report: Report) -> list[str]:
     return ["group", "benchmark", "seeds", "steps/task", *report.statistics]
 
 
-def write_report(out: Path, report: Report, reps: int) -> list[Path]:
-    """`report.md`, `summary.csv`, `per_task.csv`, `improvement.csv` and PNG plots in `out`."""
+def write_report(out: Path, report: Report, reps: int, x: str = "steps") -> list[Path]:
+    """`report.md`, `summary.csv`, `per_task.csv`, `improvement.csv` and PNG plots (learning curves against
+    `x`: steps or time) in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     summaries, metric = report.summaries, report.metric
     written = [
@@ -301,7 +323,7 @@ def write_report(out: Path, report: Report, reps: int) -> list[Path]:
             [[i.x, i.y, i.benchmark, *i.interval] for i in report.improvements],
         ),
     ]
-    written += _write_plots(out, report, reps)
+    written += _write_plots(out, report, reps, x)
     (out / "report.md").write_text(_markdown(report))
     return [*written, out / "report.md"]
 
@@ -349,7 +371,7 @@ def _markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_plots(out: Path, report: Report, reps: int) -> list[Path]:
+def _write_plots(out: Path, report: Report, reps: int, x: str) -> list[Path]:
     summaries, metric = report.summaries, report.metric
     written = []
     for benchmark in dict.fromkeys(s.group.benchmark for s in summaries):
@@ -357,11 +379,17 @@ def _write_plots(out: Path, report: Report, reps: int) -> list[Path]:
         tag = benchmark.replace(" ", "_")
         curves = {}
         for g in same:
-            steps = g.common_steps()
-            curves[g.label] = (steps, stats.curve_intervals(g.curve_scores(steps), stats.iqm, reps=reps))
-        written.append(
-            plots.plot_curves(out / f"curves_{tag}.png", curves, f"{benchmark}: evaluation {metric}", metric)
-        )
+            if x == "steps":
+                points = g.common_steps()
+                scores = g.curve_scores(points)
+            else:
+                points = g.common_times()
+                scores = g.time_curve_scores(points)
+                points = points / 60.0
+            curves[g.label] = (points, stats.curve_intervals(scores, stats.iqm, reps=reps))
+        name = f"curves_{tag}.png" if x == "steps" else f"curves_time_{tag}.png"
+        title = f"{benchmark}: evaluation {metric}"
+        written.append(plots.plot_curves(out / name, curves, title, metric, xlabel=X_AXES[x]))
         written.append(
             plots.plot_task_bars(
                 out / f"task_{metric}_{tag}.png",

@@ -14,14 +14,18 @@ from mtrl.report.stats import Interval  # noqa: E402
 
 
 def plot_curves(
-    path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, metric: str = "success"
+    path: Path,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    title: str,
+    metric: str = "success",
+    xlabel: str = "env steps per task",
 ) -> Path:
-    """`metric` against env steps per task; `curves[label] = (steps [T], [T, 3] point/low/high)`."""
+    """`metric` against steps (or time); `curves[label] = (x [T], [T, 3] point/low/high)`."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, (steps, band) in curves.items():
-        (line,) = ax.plot(steps, band[:, 0], marker="o", markersize=3, label=label)
-        ax.fill_between(steps, band[:, 1], band[:, 2], color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set(xlabel="env steps per task", ylabel=f"{metric} (IQM, 95% CI)", title=title)
+    for label, (x, band) in curves.items():
+        (line,) = ax.plot(x, band[:, 0], marker="o", markersize=3, label=label)
+        ax.fill_between(x, band[:, 1], band[:, 2], color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set(xlabel=xlabel, ylabel=f"{metric} (IQM, 95% CI)", title=title)
     if metric == "success":
         ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from mtrl.logger import ELAPSED
+
 # Config fields that do not change what a seed learns: the seed itself, how many seeds shared one program
 # (vmapped seeds reproduce single-seed runs), where the run lives, the preset label and W&B settings.
 IGNORED_FIELDS = ("seed", "num_seeds", "run_dir", "preset", "wandb.")
@@ -60,6 +62,8 @@ class SeedRun:
     """Which evaluation was read, a key of `PROTOCOLS`."""
     metric: str = "success"
     """What was read: "success" or "return"."""
+    elapsed: np.ndarray | None = None
+    """`[points]` wall-clock seconds of the run at each evaluation; None for runs that did not log it."""
 
     @property
     def benchmark(self) -> str:
@@ -128,11 +132,29 @@ class Group:
 
     def curve_scores(self, steps: np.ndarray) -> np.ndarray:
         """`[points, runs, tasks]` scores at `steps` (each in every seed's evaluations)."""
-        per_run = []
+        return self._scores_at([np.searchsorted(run.steps, steps) for run in self.runs])
+
+    def common_times(self, points: int = 40) -> np.ndarray:
+        """`points` wall-clock times (s) from when every seed had been evaluated once to when the first
+        seed's last evaluation came: the x-axis of the group's learning curve against time."""
         for run in self.runs:
-            index = np.searchsorted(run.steps, steps)
-            values = run.task_scores[index] if self.per_task_scores else run.score[index][:, None]
-            per_run.append(values)
+            if run.elapsed is None:
+                raise ValueError(
+                    f"{run.name} logged no {ELAPSED} (written by mtrl before it logged wall-clock time); "
+                    "valid --x for it: steps"
+                )
+        start = max(run.elapsed[0] for run in self.runs)
+        end = min(run.elapsed[-1] for run in self.runs)
+        return np.linspace(start, end, points) if end > start else np.array([start])
+
+    def time_curve_scores(self, times: np.ndarray) -> np.ndarray:
+        """`[points, runs, tasks]`: at each of `times`, each seed's latest evaluation at or before it."""
+        return self._scores_at([np.searchsorted(run.elapsed, times, side="right") - 1 for run in self.runs])
+
+    def _scores_at(self, indices: list[np.ndarray]) -> np.ndarray:
+        per_run = []
+        for run, index in zip(self.runs, indices, strict=True):
+            per_run.append(run.task_scores[index] if self.per_task_scores else run.score[index][:, None])
         return np.stack(per_run, axis=1)
 
 
@@ -169,8 +191,11 @@ def read_run_dir(run_dir: Path, metric: str = "success", protocol: str | None = 
             tasks = _columns(evals, keys, run_dir) if all(k in evals[-1] for k in keys) else None
             seeds.append((mean, tasks))
     first = int(config["seed"])
+    elapsed = np.array([r[ELAPSED] for r in evals], np.float64) if all(ELAPSED in r for r in evals) else None
     return [
-        SeedRun(run_dir, first + i, config, task_names, steps, mean, tasks, dir_tasks, protocol, metric)
+        SeedRun(
+            run_dir, first + i, config, task_names, steps, mean, tasks, dir_tasks, protocol, metric, elapsed
+        )
         for i, (mean, tasks) in enumerate(seeds)
     ]
 
