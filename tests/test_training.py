@@ -65,10 +65,14 @@ def test_run_writes_directory_and_policy_round_trips(tmp_path):
         "metrics.jsonl",
         "success_table.md",
         "plots/success_curve.png",
+        "plots/success_curve_time.png",
+        "plots/task_curves.png",
         "plots/task_success.png",
     ):
         assert (run_dir / name).exists(), name
     records = read_metrics(run_dir)
+    elapsed = [r["time/elapsed_s"] for r in records]  # on every line, from the run's start, never backwards
+    assert elapsed[0] > 0 and all(b >= a for a, b in zip(elapsed, elapsed[1:], strict=False))
     assert records[-1]["eval/success"] == pytest.approx(result.mean_success)
 
     # the restored policy acts exactly like the trained state did
