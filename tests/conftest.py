@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import helpers
+import jax
 import pytest
 
 COMPILATION_CACHE = {
@@ -36,6 +37,14 @@ def subprocess_compilation_cache(request, tmp_path_factory):
         for name, value in COMPILATION_CACHE.items():
             patch.setenv(name, os.environ.get(name, value))
         yield folder
+
+
+@pytest.fixture(scope="module", autouse=True)
+def release_compiled_programs():
+    """Drop each module's compiled programs when it ends: test modules share almost none, and a worker that
+    runs half the suite would otherwise hold every executable of it (over 8 GB here) until the end."""
+    yield
+    jax.clear_caches()
 
 
 @pytest.fixture
