@@ -93,6 +93,8 @@ class PointMass:
             goal_key = jax.random.fold_in(goal_key, 1)
         self.goals = _make_goals(goal_key, config)  # [tasks, goals, 2]
         self.task_id = jnp.repeat(jnp.arange(config.num_tasks, dtype=jnp.int32), envs_per_task)
+        # a Python loop over reset/step runs one compiled program per call; traced (jit, scan) they inline
+        self.reset, self.step = jax.jit(self.reset), jax.jit(self.step)
 
     def reset(self, key: jax.Array) -> tuple[PointMassState, TimeStep]:
         n = self.spec.num_envs

@@ -178,6 +178,8 @@ class OfficialEnv:
         self.host = HostEnvs(tasks, envs_per_task, seed, reward_version)
         self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling, episodes_per_goal)
         self.schedule = self.bookkeeping.schedule
+        # a Python loop over reset/step runs one compiled program per call; traced (jit, scan) they inline
+        self.reset, self.step = jax.jit(self.reset), jax.jit(self.step)
 
     def reset(self, key: jax.Array) -> tuple[OfficialState, TimeStep]:
         n = self.spec.num_envs

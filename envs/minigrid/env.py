@@ -56,6 +56,8 @@ class MiniGrid:
             pickup_is_toggle=per_env([t.pickup_is_toggle for t in self.tasks], bool),
         )
         self.task_id = per_env(range(len(self.tasks)), jnp.int32)
+        # a Python loop over reset/step runs one compiled program per call; traced (jit, scan) they inline
+        self.reset, self.step = jax.jit(self.reset), jax.jit(self.step)
 
     def host_state(self) -> None:
         """Nothing lives outside the JAX state: a checkpoint of it resumes the env exactly."""

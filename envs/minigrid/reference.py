@@ -99,6 +99,8 @@ class FaramaMiniGrid:
         )
         self.host = HostMiniGrid(self.tasks, envs_per_task)
         self.task_id = jnp.repeat(jnp.arange(len(self.tasks), dtype=jnp.int32), envs_per_task)
+        # a Python loop over reset/step runs one compiled program per call; traced (jit, scan) they inline
+        self.reset, self.step = jax.jit(self.reset), jax.jit(self.step)
 
     def reset(self, key: jax.Array) -> tuple[FaramaState, TimeStep]:
         n = self.spec.num_envs

@@ -1,10 +1,12 @@
-"""Env throughput on MT10: metaworld's own sync vector env vs our `official` backend inside jit.
+"""Env throughput on MT10: metaworld's own sync vector env vs our backends, in a jitted scan and per call.
 
-Why: the official backend adds one ordered io_callback per vector step around metaworld's own
-stepping; this measures what that costs (ours/theirs near 1 means the bridge into jit is cheap)
-and gives the baseline that faster backends have to beat. Both run 1 env per task with uniform
-random actions, auto-resetting at the 500-step truncation. `--small`, for a quick check: MT1 (reach-v3,
-one env) instead of MT10, 20 vector steps in 2 rounds (`--steps` and `--rounds` still apply).
+Why: the official backend adds one ordered io_callback per vector step around metaworld's own stepping, and
+the native backend replaces metaworld's Python with batched host physics and JAX observations and rewards.
+Two ways of stepping them are measured: inside one jitted `lax.scan` (how training runs) and a Python loop
+calling `env.step` once per vector step (what a gymnasium user writes first; each call runs one compiled
+program). All run 1 env per task with uniform random actions, auto-resetting at the 500-step truncation, in
+alternating rounds so that every runner sees the same background load. `--small`, for a quick check: MT1
+(reach-v3, one env) instead of MT10, 20 vector steps in 2 rounds (`--steps` and `--rounds` still apply).
 
 Run: `python experiments/bench/env_throughput.py [--small] [--steps 1000] [--rounds 4]` (about a minute).
 """
@@ -72,10 +74,10 @@ def random_rollout(env, state, key: jax.Array, num_steps: int):
     return state, key, rewards
 
 
-def official_runner(benchmark: str, seed: int, num_steps: int) -> Callable[[], float]:
-    """Time `num_steps` steps of our official backend in a jitted lax.scan (compiled beforehand)."""
+def scan_runner(benchmark: str, backend: str, seed: int, num_steps: int) -> Callable[[], float]:
+    """Time `num_steps` steps of one of our backends in a jitted lax.scan (compiled beforehand)."""
     task = SMALL_TASK if benchmark == "MT1" else None
-    env = make_metaworld(benchmark, task=task, seed=seed)
+    env = make_metaworld(benchmark, task=task, seed=seed, backend=backend)
     state, _ = env.reset(jax.random.key(seed))
     key = jax.random.key(seed + 1)
     rollout = jax.jit(functools.partial(random_rollout, env, num_steps=num_steps))
@@ -90,10 +92,30 @@ def official_runner(benchmark: str, seed: int, num_steps: int) -> Callable[[], f
     return run
 
 
+def per_call_runner(benchmark: str, backend: str, seed: int, num_steps: int) -> Callable[[], float]:
+    """Time `num_steps` calls of `env.step` from a Python loop, NumPy random actions, as a user writes it."""
+    task = SMALL_TASK if benchmark == "MT1" else None
+    env = make_metaworld(benchmark, task=task, seed=seed, backend=backend)
+    state, _ = env.reset(jax.random.key(seed))
+    rng = np.random.default_rng(seed)
+    shape = (env.spec.num_envs, env.spec.action_size)
+    state, _ = env.step(state, rng.uniform(-1.0, 1.0, shape).astype(np.float32))  # compiles once
+
+    def run() -> float:
+        nonlocal state
+        start = time.perf_counter()
+        for _ in range(num_steps):
+            state, step = env.step(state, rng.uniform(-1.0, 1.0, shape).astype(np.float32))
+        jax.block_until_ready(step)
+        return time.perf_counter() - start
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help=f"MT1 ({SMALL_TASK}), 20 steps, 2 rounds")
-    parser.add_argument("--steps", type=int, default=1000, help="timed vector steps per backend")
+    parser.add_argument("--steps", type=int, default=1000, help="timed vector steps per runner")
     parser.add_argument("--rounds", type=int, default=4, help="alternating timed rounds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -104,14 +126,21 @@ def main(argv: list[str] | None = None) -> None:
 
     benchmark = "MT1" if args.small else "MT10"
     chunk = args.steps // args.rounds
-    run_theirs = metaworld_runner(benchmark, args.seed)
-    run_ours = official_runner(benchmark, args.seed, chunk)
-    num_envs = 1 if args.small else 10  # one env per task, in both measurements
-    run_theirs(chunk), run_ours()  # warm-up round, untimed
-    # alternate rounds so that both see the same background load on a shared machine
-    times = np.array([(run_theirs(chunk), run_ours()) for _ in range(args.rounds)])
-    theirs, ours = num_envs * chunk * args.rounds / times.sum(axis=0)
-    round_ratios = times[:, 0] / times[:, 1]
+    theirs = metaworld_runner(benchmark, args.seed)
+    runners = {
+        "metaworld sync vector env": lambda: theirs(chunk),
+        "official backend, jit+scan": scan_runner(benchmark, "official", args.seed, chunk),
+        "official backend, per call": per_call_runner(benchmark, "official", args.seed, chunk),
+        "native backend, jit+scan": scan_runner(benchmark, "native", args.seed, chunk),
+        "native backend, per call": per_call_runner(benchmark, "native", args.seed, chunk),
+    }
+    num_envs = 1 if args.small else 10  # one env per task, in every measurement
+    for run in runners.values():  # warm-up round, untimed
+        run()
+    # alternate rounds so that all see the same background load on a shared machine
+    times = np.array([[run() for run in runners.values()] for _ in range(args.rounds)])  # [rounds, runners]
+    rates = num_envs * chunk * args.rounds / times.sum(axis=0)
+    round_ratios = times[:, :1] / times  # per round, metaworld's time over each runner's
 
     envs_label = f"{num_envs} env{'s' * (num_envs > 1)} (1 per task)"
     print(
@@ -119,14 +148,12 @@ def main(argv: list[str] | None = None) -> None:
         f"steps after a warm-up round; jax {jax.__version__} on {jax.default_backend()}, "
         f"{os.cpu_count()} CPU cores"
     )
-    rows = [("metaworld sync vector env", theirs), ("official backend, jit+scan", ours)]
-    for label, rate in rows:
+    print(f"  {'runner':<28} {'env-steps/s':>11}  {'ms/vector step':>14}  ratio to metaworld (per round)")
+    for i, (label, rate) in enumerate(zip(runners, rates, strict=True)):
         ms_per_step = 1e3 * num_envs / rate
-        print(f"  {label:<28} {rate:8.0f} env-steps/s  ({ms_per_step:.2f} ms per vector step)")
-    print(
-        f"  {'ratio ours/theirs':<28} {ours / theirs:8.2f}  "
-        f"(per round {round_ratios.min():.2f}-{round_ratios.max():.2f})"
-    )
+        ratio = f"{rate / rates[0]:5.2f}x ({round_ratios[:, i].min():.2f}-{round_ratios[:, i].max():.2f})"
+        print(f"  {label:<28} {rate:11.0f}  {ms_per_step:14.2f}  {ratio}")
+    print("ratios are to metaworld's sync vector env measured in the same run")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,8 @@ class NativeEnv:
         self.goal_visible = tasks.one_hot  # MT: goal in obs and one-hot appended; ML: goal zeroed
         self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling, episodes_per_goal)
         self.schedule = self.bookkeeping.schedule
+        # a Python loop over reset/step runs one compiled program per call; traced (jit, scan) they inline
+        self.reset, self.step = jax.jit(self.reset), jax.jit(self.step)
 
     def reset(self, key: jax.Array) -> tuple[NativeState, TimeStep]:
         n = self.spec.num_envs
