@@ -37,6 +37,7 @@ from mtrl.training import (
     all_finite,
     check_finite,
     check_loop_config,
+    round_reporter,
 )
 from mtrl.types import Agent, Env, EnvSpec, PyTree
 
@@ -134,9 +135,14 @@ class Evaluator(NamedTuple):
 
 
 def make_evaluator(
-    eval_envs: EvalEnvs, agent: EpisodicAgent, config: LoopConfig, num_seeds: int
+    eval_envs: EvalEnvs,
+    agent: EpisodicAgent,
+    config: LoopConfig,
+    num_seeds: int,
+    evaluation_progress: Callable[[str, int, int], None] | None = None,
 ) -> Evaluator:
-    """Build (and validate) the evaluations; each compiles on its first use."""
+    """Build (and validate) the evaluations; each compiles on its first use. `evaluation_progress` follows
+    the multi-task agents' evaluations (`Hooks.evaluation_progress`)."""
     seeds = num_seeds > 1
     if agent.meta is None:
         env = eval_envs.test
@@ -149,6 +155,7 @@ def make_evaluator(
                 mt_agent,
                 num_episodes=episodes,
                 deterministic=deterministic,
+                on_round=round_reporter(evaluation_progress, prefix, episodes),
             )
             if seeds:  # host-stepped envs (io_callback) cannot vmap: one seed after another
                 play = jax.vmap(play) if env.vmappable else _map_seeds(play)
@@ -228,7 +235,7 @@ def train(
     iterate = functools.partial(_iterate, env, agent)
     init, iterate = (jax.vmap(init), jax.vmap(iterate)) if num_seeds > 1 else (init, iterate)
     init, iterate = jax.jit(init), jax.jit(iterate)
-    evaluator = make_evaluator(eval_envs, agent, config, num_seeds)
+    evaluator = make_evaluator(eval_envs, agent, config, num_seeds, hooks.evaluation_progress)
     eval_keys = jax.vmap(_eval_key)(keys) if num_seeds > 1 else _eval_key(keys)
 
     state = init(keys) if start is None else start.state

@@ -16,6 +16,8 @@ Procedural envs (`spec.procedural`: MiniGrid draws a new layout at every reset) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,10 +59,11 @@ def run_episodes(
     key: jax.Array,
     num_episodes: int,
     deterministic: bool = True,
+    on_round: Callable[[jax.Array], None] | None = None,
 ) -> jax.Array:
     """Play `num_episodes` episodes in every env; returns success flags `[envs, episodes]` (see
     `run_scored_episodes`)."""
-    return run_scored_episodes(env, agent, agent_state, key, num_episodes, deterministic)[0]
+    return run_scored_episodes(env, agent, agent_state, key, num_episodes, deterministic, on_round)[0]
 
 
 def run_scored_episodes(
@@ -70,13 +73,16 @@ def run_scored_episodes(
     key: jax.Array,
     num_episodes: int,
     deterministic: bool = True,
+    on_round: Callable[[jax.Array], None] | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Play `num_episodes` episodes in every env; returns success flags and undiscounted returns, both
     `[envs, episodes]`.
 
     `deterministic` (a Python bool) acts with the policy's greedy action (tanh(mean), argmax); False
-    samples from the policy, a fresh key per step. Episodes may end early (terminations): the scan runs
-    `num_episodes * episode_length` steps, enough for the longest, and drops the episodes beyond.
+    samples from the policy, a fresh key per step. Episodes may end early (terminations): the loop runs
+    `num_episodes` rounds of `episode_length` steps, enough for the longest, and drops the episodes beyond.
+    `on_round`, if given, is called on the host with the number of rounds done after each round (a
+    `jax.debug.callback`: how a progress bar follows an evaluation that runs as one compiled program).
     """
     spec = env.spec
     reset_key, key = jax.random.split(key)
@@ -108,7 +114,13 @@ def run_scored_episodes(
         carry = (env_state, step, succeeded & ~ended, jnp.where(ended, 0.0, total), episode + ended)
         return (*carry, successes, returns, key), None
 
-    carry, _ = jax.lax.scan(body, init, length=num_episodes * spec.episode_length)
+    def episode_round(carry, index):
+        carry, _ = jax.lax.scan(body, carry, length=spec.episode_length)
+        if on_round is not None:
+            jax.debug.callback(on_round, index + 1)
+        return carry, None
+
+    carry, _ = jax.lax.scan(episode_round, init, jnp.arange(num_episodes))
     return carry[-3], carry[-2]
 
 

@@ -80,6 +80,9 @@ class Hooks:
     progress: Callable[[int, dict[str, float]], None] = lambda step, metrics: None
     stop_requested: Callable[[], bool] = lambda: False
     """Polled after every iteration: true stops the run after a checkpoint (how SIGTERM is handled)."""
+    evaluation_progress: Callable[[str, int, int], None] | None = None
+    """Called from inside evaluations with (protocol, episode rounds done, rounds in all) after each round;
+    None leaves the compiled evaluations free of host callbacks (which the compilation cache cannot keep)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +139,16 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves])).astype(jnp.float32)
 
 
+def round_reporter(
+    report: Callable[[str, int, int], None] | None, protocol: str, rounds: int
+) -> Callable[[jax.Array], None] | None:
+    """`evaluation.run_episodes`' `on_round` that tells `report` how far the `protocol` evaluation is (with
+    vmapped seeds the callback sees every seed's count: the furthest is shown)."""
+    if report is None:
+        return None
+    return lambda done: report(protocol, int(np.max(done)), rounds)
+
+
 def make_programs(
     env: Env,
     eval_env: Env,
@@ -143,6 +156,7 @@ def make_programs(
     config: LoopConfig,
     num_seeds: int,
     moore_eval_env: Env | None = None,
+    evaluation_progress: Callable[[str, int, int], None] | None = None,
 ) -> Programs:
     """Bind env, agent and config into jitted functions of the train state."""
     if num_seeds > 1 and not env.vmappable:
@@ -169,14 +183,25 @@ def make_programs(
 
     periodic = evaluation.episodes_per_env(eval_env.spec, config.eval_goals_per_task)
     final = evaluation.episodes_per_env(eval_env.spec, eval_env.spec.goals_per_task)
-    evaluate = functools.partial(evaluation.run_episodes, eval_env, agent, num_episodes=periodic)
-    final_evaluate = functools.partial(evaluation.run_episodes, eval_env, agent, num_episodes=final)
-    fns = [init, warmup, train, evaluate, final_evaluate]
+
+    def all_goals(episodes: int) -> Callable:
+        on_round = round_reporter(evaluation_progress, "eval", episodes)
+        return functools.partial(
+            evaluation.run_episodes, eval_env, agent, num_episodes=episodes, on_round=on_round
+        )
+
+    fns = [init, warmup, train, all_goals(periodic), all_goals(final)]
     if moore_eval_env is not None:
         episodes = evaluation.sampled_episodes_per_env(moore_eval_env.spec, config.moore_eval_episodes)
+        on_round = round_reporter(evaluation_progress, "eval_moore", episodes)
         fns.append(
             functools.partial(
-                evaluation.run_episodes, moore_eval_env, agent, num_episodes=episodes, deterministic=False
+                evaluation.run_episodes,
+                moore_eval_env,
+                agent,
+                num_episodes=episodes,
+                deterministic=False,
+                on_round=on_round,
             )
         )
     if num_seeds > 1:
@@ -325,7 +350,9 @@ def train(
             f"loop.moore_eval_episodes={config.moore_eval_episodes} needs a MOORE-protocol eval env exactly "
             "when it is > 0"
         )
-    programs = make_programs(env, eval_env, agent, config, num_seeds, moore_eval_env)
+    programs = make_programs(
+        env, eval_env, agent, config, num_seeds, moore_eval_env, hooks.evaluation_progress
+    )
     state = programs.init(keys) if start is None else start.state
     first = 1 if start is None else start.iteration + 1
 

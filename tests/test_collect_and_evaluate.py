@@ -177,3 +177,15 @@ def test_training_logs_both_protocols_when_asked():
     assert {f"eval_moore/point-goal-{t}/success" for t in range(2)} <= set(final)
     with pytest.raises(ValueError, match="needs a MOORE-protocol eval env exactly when it is > 0"):
         training.train(env, eval_env, small_agent(), config, jax.random.key(0))
+
+
+def test_an_evaluation_reports_each_round_and_plays_the_same_episodes_with_or_without_it():
+    config = PointMassConfig(num_tasks=2, goals_per_task=6, episode_length=8)
+    env = PointMass(config, envs_per_task=3, goal_sampling="sequential")
+    rounds = []
+    play = functools.partial(evaluation.run_scored_episodes, env, noisy_agent(), None, jax.random.key(1), 2)
+    reported = jax.jit(lambda: play(False, rounds.append))()
+    jax.effects_barrier()
+    assert sorted(int(r) for r in rounds) == [1, 2]  # one report per round of episodes
+    for a, b in zip(reported, jax.jit(lambda: play(False))(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -1,6 +1,7 @@
 """The training loop end to end on the toy env: learning, vmapped seeds, checkpoint round trip, evaluation."""
 
 import dataclasses
+import io
 import json
 import shutil
 
@@ -9,10 +10,12 @@ import numpy as np
 import pytest
 from helpers import LEARN, SHORT, SMALL, TOY, run_loop, toy_config
 from mtrl.agents import moore_sac, mt_sac
+from rich.console import Console
 
 from mtrl import checkpoint, evaluation, offpolicy, training
 from mtrl.app import wiring
 from mtrl.app.policy import load_policy
+from mtrl.app.progress import TrainingProgress
 from mtrl.app.run import train as train_run
 from mtrl.logger import read_metrics
 from mtrl.types import EnvSpec, TimeStep
@@ -189,3 +192,42 @@ def test_evaluation_before_training_scores_the_untrained_agent_at_step_0():
     assert [step for step, m in run_loop(plain, jax.random.key(5))[2] if "eval/success" in m] == [
         evaluations[1][0]
     ]
+
+
+def test_evaluations_report_their_progress_to_the_hook_and_the_bars():
+    """Each evaluation (periodic, final, both protocols, two vmapped seeds) reports its episode rounds
+    through `Hooks.evaluation_progress`; `TrainingProgress` shows a bar per running evaluation and removes
+    it when the evaluation is complete."""
+    loop = dataclasses.replace(
+        SHORT, steps_per_task=400, warmup_steps_per_task=200, eval_every_steps_per_task=200,
+        eval_envs_per_task=5, eval_goals_per_task=10, moore_eval_episodes=10,
+    )  # fmt: skip
+    config = toy_config(mt_sac.Config(hidden_sizes=(16,)), loop)
+    train_env, eval_env = wiring.make_envs(config)
+    reports = []
+    hooks = training.Hooks(evaluation_progress=lambda *report: reports.append(report))
+    keys = jax.vmap(jax.random.key)(np.array([0, 1]))
+    training.train(
+        train_env, eval_env, wiring.make_agent(config), loop, keys, hooks=hooks,
+        moore_eval_env=wiring.make_moore_eval_env(config),
+    )  # fmt: skip
+    jax.effects_barrier()
+    periodic = evaluation.episodes_per_env(eval_env.spec, 10)
+    final = evaluation.episodes_per_env(eval_env.spec, eval_env.spec.goals_per_task)
+    moore = evaluation.sampled_episodes_per_env(wiring.make_moore_eval_env(config).spec, 10)
+    totals = {(protocol, total) for protocol, _, total in reports}
+    assert totals == {("eval", periodic), ("eval", final), ("eval_moore", moore)}, totals
+    # at 200 steps per task a periodic evaluation, at 400 the final one (all goals): each protocol's rounds
+    # reported in full, once for both vmapped seeds
+    evaluations = {("eval", periodic): 1, ("eval", final): 1, ("eval_moore", moore): 2}
+    for (protocol, total), count in evaluations.items():
+        done = sorted(d for p, d, t in reports if (p, t) == (protocol, total))
+        assert done == sorted(list(range(1, total + 1)) * count), (protocol, done)
+
+    bars = TrainingProgress(100, Console(file=io.StringIO(), force_terminal=True))
+    assert bars.live
+    bars.evaluation("eval_moore", 1, 3)
+    assert [t.description for t in bars._progress.tasks] == ["train", "eval (MOORE protocol)"]
+    bars.evaluation("eval_moore", 3, 3)
+    assert [t.description for t in bars._progress.tasks] == ["train"]
+    assert not TrainingProgress(100, Console(file=io.StringIO())).live  # not a terminal: no callbacks

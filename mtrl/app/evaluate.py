@@ -15,8 +15,10 @@ from rich.console import Console
 from mtrl import checkpoint, envs, episodic_training, evaluation
 from mtrl.app import wiring
 from mtrl.app.config import TrainConfig, load_run_config
+from mtrl.app.progress import TrainingProgress
 from mtrl.app.results import RunResult, finish
 from mtrl.app.run_dir import write_json
+from mtrl.training import round_reporter
 from mtrl.types import EnvSpec
 
 PROTOCOLS = ("all-goals", "moore", "meta")
@@ -47,13 +49,15 @@ def evaluate_run(
         keys = jax.vmap(jax.random.key)(np.arange(config.num_seeds))
     else:
         keys = jax.random.key(0)
-    if wiring.is_episodic(config.agent_name):
-        evaluator = episodic_training.make_evaluator(
-            eval_env, wiring.make_agent(config), config.loop, config.num_seeds
-        )
-        metrics = evaluator.final(state, keys)
-    else:
-        metrics = _evaluate_multitask(config, eval_env, state, keys, protocol)
+    with TrainingProgress(None, console) as bars:
+        report = bars.evaluation if bars.live else None
+        if wiring.is_episodic(config.agent_name):
+            evaluator = episodic_training.make_evaluator(
+                eval_env, wiring.make_agent(config), config.loop, config.num_seeds, report
+            )
+            metrics = evaluator.final(state, keys)
+        else:
+            metrics = _evaluate_multitask(config, eval_env, state, keys, protocol, report)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     backend = config.env.backend or envs.BACKENDS[config.env.name][0]
     record = {"checkpoint_step": step, "backend": backend, **metrics}
@@ -85,14 +89,19 @@ def check_protocol(agent_name: str, protocol: str | None) -> None:
         )
 
 
-def _evaluate_multitask(config: TrainConfig, eval_env, state, keys, protocol: str | None) -> dict[str, float]:
+def _evaluate_multitask(
+    config: TrainConfig, eval_env, state, keys, protocol: str | None, report=None
+) -> dict[str, float]:
     """The off-policy agents' evaluation: all-goals (every goal of every task once, deterministic) and/or
-    the MOORE authors' protocol (random goals, sampled actions); by default those the run was trained with."""
+    the MOORE authors' protocol (random goals, sampled actions); by default those the run was trained with.
+    `report` follows their progress (`Hooks.evaluation_progress`)."""
     agent = wiring.make_agent(config)
 
     def play(env, episodes, deterministic):
+        on_round = round_reporter(report, "eval" if deterministic else "eval_moore", episodes)
+
         def one_seed(agent_state, key):
-            return evaluation.run_episodes(env, agent, agent_state, key, episodes, deterministic)
+            return evaluation.run_episodes(env, agent, agent_state, key, episodes, deterministic, on_round)
 
         fn = jax.vmap(one_seed) if config.num_seeds > 1 else one_seed
         return np.asarray(jax.jit(fn)(state, keys))

@@ -7,32 +7,58 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
 
+EVALUATION_LABELS = {"eval": "eval (all goals)", "eval_moore": "eval (MOORE protocol)"}
+
 
 class TrainingProgress:
-    """A rich progress bar over total env steps; `update` is the training loop's progress hook."""
+    """A rich progress bar over total env steps (none if `total_steps` is None), and one per running
+    evaluation over its episode rounds.
 
-    def __init__(self, total_steps: int, console: Console | None = None, done: int = 0):
+    `update` is the training loop's progress hook; `evaluation` is its evaluation-progress hook, called
+    from inside compiled evaluations (so from XLA's threads: rich's progress is thread-safe)."""
+
+    def __init__(self, total_steps: int | None, console: Console | None = None, done: int = 0):
         self.console = console or Console()
         self._progress = Progress(
-            TextColumn("[bold]train"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[speed]} steps/s"),
-            TextColumn("success {task.fields[success]}"),
+            TextColumn("{task.fields[speed]}"),
+            TextColumn("{task.fields[success]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=self.console,
         )
-        self._task = self._progress.add_task(
-            "train", total=total_steps, completed=done, speed="-", success="-"
-        )
+        if total_steps is not None:  # None: only evaluations (`mtrl evaluate`)
+            self._task = self._progress.add_task(
+                "train", total=total_steps, completed=done, speed="- steps/s", success="success -"
+            )
+        self._evaluations: dict[str, TaskID] = {}
+
+    @property
+    def live(self) -> bool:
+        """Whether the bars are drawn (a terminal); elsewhere evaluations need not report their progress."""
+        return self.console.is_terminal
+
+    def evaluation(self, protocol: str, done: int, total: int) -> None:
+        """Show `done` of `total` episode rounds of the running `protocol` evaluation; the bar goes when
+        the evaluation is complete."""
+        task = self._evaluations.get(protocol)
+        if task is None:
+            label = EVALUATION_LABELS.get(protocol, protocol)
+            task = self._progress.add_task(label, total=total, speed="episodes per env", success="")
+            self._evaluations[protocol] = task
+        self._progress.update(task, completed=done)
+        if done >= total:
+            self._progress.remove_task(self._evaluations.pop(protocol))
 
     def __enter__(self) -> TrainingProgress:
         self._progress.start()
@@ -44,9 +70,9 @@ class TrainingProgress:
     def update(self, step: int, metrics: dict[str, float]) -> None:
         fields = {}
         if "env/steps_per_second" in metrics:
-            fields["speed"] = f"{metrics['env/steps_per_second']:,.0f}"
+            fields["speed"] = f"{metrics['env/steps_per_second']:,.0f} steps/s"
         if "eval/success" in metrics:
-            fields["success"] = f"{metrics['eval/success']:.2f}"
+            fields["success"] = f"success {metrics['eval/success']:.2f}"
             line = f"eval at {step:,} steps: mean success {metrics['eval/success']:.3f}"
             if "eval_moore/return" in metrics:  # MiniGrid: the MOORE authors' metric
                 line += f", MOORE-protocol return {metrics['eval_moore/return']:.3f}"

@@ -65,7 +65,11 @@ def run_training(config, run_dir, train_env, eval_env, console, start=None, metr
     try:
         with stop_on_signal(console) as stop, TrainingProgress(total, console, done=done) as progress:
             hooks = training.Hooks(
-                log=logger.log, checkpoint=save, progress=progress.update, stop_requested=stop.requested
+                log=logger.log,
+                checkpoint=save,
+                progress=progress.update,
+                stop_requested=stop.requested,
+                evaluation_progress=progress.evaluation if progress.live else None,
             )
             loop = wiring.loop_module(config)
             moore_env = wiring.make_moore_eval_env(config)
