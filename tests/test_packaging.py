@@ -112,3 +112,15 @@ def test_import_mtrl_is_light():
     code = f"import sys, mtrl; print([m for m in {heavy} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_envs_and_agents_import_from_the_repository_root_without_the_install():
+    """Python started in the repository root finds ./mtrl before any installed mtrl, and there envs/ and
+    agents/ are not inside it: `mtrl.envs` and `mtrl.agents` must still resolve, to the checkout's folders.
+    `-S` leaves out site-packages (and with it any installed or editable mtrl)."""
+    find = "import importlib.util as u; print(*(u.find_spec(m).origin for m in ('mtrl.envs', 'mtrl.agents')))"
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", find], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [str(ROOT / "envs" / "__init__.py"), str(ROOT / "agents" / "__init__.py")]
