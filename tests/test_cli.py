@@ -2,10 +2,13 @@
 
 import json
 
+import gymnasium as gym
+import metaworld.evaluation
 import pytest
 
 from mtrl.app.cli import main
 from mtrl.app.flags import parse_train_args
+from mtrl.app.policy import load_policy
 from mtrl.app.presets import PRESETS
 
 TOY_FLAGS = [
@@ -147,3 +150,12 @@ def test_train_and_evaluate_on_the_native_metaworld_backend(tmp_path, capsys):
     [report] = run_dir.glob("evaluation-*.json")
     final = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
     assert json.loads(report.read_text())["eval/success"] == final["eval/success"]
+
+    # the loaded policy is a metaworld.evaluation Agent: Meta-World's own evaluation loop scores it
+    same_step = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}  # metaworld's loop reads final_info
+    envs = gym.make_vec("Meta-World/MT1", num_envs=2, vectorization_mode="sync", env_name="reach-v3", seed=0,
+                        use_one_hot=True, env_id=0, num_tasks=1, vector_kwargs=same_step)  # fmt: skip
+    policy = load_policy(run_dir)
+    success, _, per_task, returns = metaworld.evaluation.evaluation(policy, envs, num_episodes=2)
+    envs.close()
+    assert set(per_task) == {"reach-v3"} and 0.0 <= success <= 1.0 and len(returns["reach-v3"]) == 2

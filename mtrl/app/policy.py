@@ -4,7 +4,8 @@
     action = policy(obs)            # obs: one observation [obs_size] or a batch [n, obs_size]
 
 For MT benchmarks the task is read from the one-hot id that ends each observation (as metaworld's
-`use_one_hot=True` envs produce it); pass `task_id=` to give it explicitly.
+`use_one_hot=True` envs produce it); pass `task_id=` to give it explicitly. A `Policy` is also a
+`metaworld.evaluation.Agent`: `metaworld.evaluation.evaluation(policy, envs)` scores it in metaworld's loop.
 
 A meta-RL agent is not one fixed policy: `load_meta_agent("runs/<run>")` gives its `MetaAgent` functions
 (`init_adaptation`, `act`, `adapt`) and trained state, for `mtrl.meta_evaluation.meta_evaluate` or your own
@@ -50,6 +51,16 @@ class Policy:
         task_id = np.broadcast_to(np.asarray(task_id, np.int32), obs.shape[:1])
         action = np.asarray(self.act(self.state, jnp.asarray(obs), jnp.asarray(task_id)))
         return action[0] if single else action
+
+    def eval_action(self, observations: np.ndarray) -> np.ndarray:
+        """`metaworld.evaluation.Agent`'s action method: the deterministic actions for a batch of
+        observations, so that `metaworld.evaluation.evaluation(policy, envs)` scores a loaded policy with
+        Meta-World's own evaluation loop (envs built with `use_one_hot=True`)."""
+        return self(observations)
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        """`metaworld.evaluation.Agent`'s episode-start hook: a multi-task policy keeps no memory."""
+        del env_mask
 
 
 @dataclasses.dataclass(frozen=True)
