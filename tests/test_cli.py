@@ -154,7 +154,8 @@ def test_train_and_evaluate_on_the_native_metaworld_backend(tmp_path, capsys):
     # the loaded policy is a metaworld.evaluation Agent: Meta-World's own evaluation loop scores it
     same_step = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}  # metaworld's loop reads final_info
     envs = gym.make_vec("Meta-World/MT1", num_envs=2, vectorization_mode="sync", env_name="reach-v3", seed=0,
-                        use_one_hot=True, env_id=0, num_tasks=1, vector_kwargs=same_step)  # fmt: skip
+                        use_one_hot=True, env_id=0, num_tasks=1, vector_kwargs=same_step,
+                        disable_env_checker=True)  # fmt: skip
     policy = load_policy(run_dir)
     success, _, per_task, returns = metaworld.evaluation.evaluation(policy, envs, num_episodes=2)
     envs.close()
