@@ -37,7 +37,6 @@ from mtrl.training import (
     all_finite,
     check_finite,
     check_loop_config,
-    round_reporter,
 )
 from mtrl.types import Agent, Env, EnvSpec, PyTree
 
@@ -155,7 +154,7 @@ def make_evaluator(
                 mt_agent,
                 num_episodes=episodes,
                 deterministic=deterministic,
-                on_round=round_reporter(evaluation_progress, prefix, episodes),
+                on_round=evaluation.round_reporter(evaluation_progress, prefix, episodes),
             )
             if seeds:  # host-stepped envs (io_callback) cannot vmap: one seed after another
                 play = jax.vmap(play) if env.vmappable else _map_seeds(play)

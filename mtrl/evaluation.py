@@ -124,6 +124,16 @@ def run_scored_episodes(
     return carry[-3], carry[-2]
 
 
+def round_reporter(
+    report: Callable[[str, int, int], None] | None, protocol: str, rounds: int
+) -> Callable[[jax.Array], None] | None:
+    """`run_episodes`' `on_round` that tells `report` how far the `protocol` evaluation is (with
+    vmapped seeds the callback sees every seed's count: the furthest is shown)."""
+    if report is None:
+        return None
+    return lambda done: report(protocol, int(np.max(done)), rounds)
+
+
 def success_per_task(spec: EnvSpec, successes: np.ndarray) -> dict[str, float]:
     """Mean success of each task from `[..., envs, episodes]` flags (averaging any leading seed axis)."""
     return mean_per_task(spec, successes)

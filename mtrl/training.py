@@ -139,16 +139,6 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves])).astype(jnp.float32)
 
 
-def round_reporter(
-    report: Callable[[str, int, int], None] | None, protocol: str, rounds: int
-) -> Callable[[jax.Array], None] | None:
-    """`evaluation.run_episodes`' `on_round` that tells `report` how far the `protocol` evaluation is (with
-    vmapped seeds the callback sees every seed's count: the furthest is shown)."""
-    if report is None:
-        return None
-    return lambda done: report(protocol, int(np.max(done)), rounds)
-
-
 def make_programs(
     env: Env,
     eval_env: Env,
@@ -185,7 +175,7 @@ def make_programs(
     final = evaluation.episodes_per_env(eval_env.spec, eval_env.spec.goals_per_task)
 
     def all_goals(episodes: int) -> Callable:
-        on_round = round_reporter(evaluation_progress, "eval", episodes)
+        on_round = evaluation.round_reporter(evaluation_progress, "eval", episodes)
         return functools.partial(
             evaluation.run_episodes, eval_env, agent, num_episodes=episodes, on_round=on_round
         )
@@ -193,7 +183,7 @@ def make_programs(
     fns = [init, warmup, train, all_goals(periodic), all_goals(final)]
     if moore_eval_env is not None:
         episodes = evaluation.sampled_episodes_per_env(moore_eval_env.spec, config.moore_eval_episodes)
-        on_round = round_reporter(evaluation_progress, "eval_moore", episodes)
+        on_round = evaluation.round_reporter(evaluation_progress, "eval_moore", episodes)
         fns.append(
             functools.partial(
                 evaluation.run_episodes,

@@ -18,7 +18,6 @@ from mtrl.app.config import TrainConfig, load_run_config
 from mtrl.app.progress import TrainingProgress
 from mtrl.app.results import RunResult, finish
 from mtrl.app.run_dir import write_json
-from mtrl.training import round_reporter
 from mtrl.types import EnvSpec
 
 PROTOCOLS = ("all-goals", "moore", "meta")
@@ -98,7 +97,7 @@ def _evaluate_multitask(
     agent = wiring.make_agent(config)
 
     def play(env, episodes, deterministic):
-        on_round = round_reporter(report, "eval" if deterministic else "eval_moore", episodes)
+        on_round = evaluation.round_reporter(report, "eval" if deterministic else "eval_moore", episodes)
 
         def one_seed(agent_state, key):
             return evaluation.run_episodes(env, agent, agent_state, key, episodes, deterministic, on_round)
