@@ -3,15 +3,19 @@
     python experiments/bench/crash_resume.py [--small] [--runs 5] [--env toy|metaworld] [--seed 0]
 
 One uninterrupted `mtrl train` run is the reference. Then N copies of the same run are each killed with
-SIGKILL at a random moment (after the first checkpoint, before the end), resumed with
-`mtrl train --resume`, and their `metrics.jsonl` compared line by line with the reference (every metric
-except the wall-clock values). Prints each kill point and the count of matching runs.
+SIGKILL at a random point of training, resumed with `mtrl train --resume`, and their `metrics.jsonl`
+compared line by line with the reference (every metric except the wall-clock values). Prints each kill
+point and the count of matching runs.
+
+The kill point is drawn in training progress, not in seconds: a number of metric lines between the first
+and the second-to-last training line of the reference, plus a random delay of up to half the reference's
+time between two lines; the run is killed that long after it has written that many lines and has a
+checkpoint. Drawn in seconds, a busy machine can stretch or shrink a run enough
+that the kill lands after training ended, where a resume has nothing left to do.
 
 `--small`, for a quick check: a shorter run (toy: 2 tasks, 1,500 steps per task, evaluated only at the end;
-metaworld: 800 steps per task), one kill unless `--runs` says otherwise, kill times drawn within the first
-half of the reference's training (first to last checkpoint: a short run's tail is mostly its final
-evaluation, whose compile the reference alone may pay when a compilation cache is shared, and a killed run
-that ends before its kill fails the script), and the run folders removed when all matched.
+metaworld: 800 steps per task), one kill unless `--runs` says otherwise, and the run folders removed when
+all matched.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mtrl.logger import without_wall_clock
+from mtrl.logger import ELAPSED, without_wall_clock
 
 SMALL_RUN = """
     --agent mt_sac --agent.hidden-sizes 32 32 --loop.steps-per-iteration 25 --loop.batch-per-task 32
@@ -63,9 +67,13 @@ def check(process: subprocess.Popen) -> None:
         sys.exit(f"mtrl train failed ({process.returncode}):\n{output.decode()[-3000:]}")
 
 
+def raw_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 def metrics(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [without_wall_clock(json.loads(line)) for line in lines]
+    """The run's metrics lines without their wall-clock values."""
+    return [without_wall_clock(line) for line in raw_metrics(run_dir)]
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -77,23 +85,30 @@ def has_checkpoint(run_dir: Path) -> bool:
     return bool(checkpoints(run_dir))
 
 
-def kill_at_random(
-    flags: list[str], run_dir: Path, rng: random.Random, duration: float, window: float = 0.8
-) -> float:
-    """Start a run, SIGKILL it at a random time after its first checkpoint, within the first `window` of
-    `duration`; returns seconds after it."""
+def kill_at_line(flags: list[str], run_dir: Path, line: int, delay: float) -> float:
+    """Start a run and SIGKILL it `delay` seconds after it has a checkpoint and `line` metric lines; returns
+    the seconds from its first checkpoint to the kill."""
     process = train([*flags, "--run-dir", str(run_dir)])
     while not has_checkpoint(run_dir):
         if process.poll() is not None:
             sys.exit("the run ended before its first checkpoint")
         time.sleep(0.02)
-    delay = rng.uniform(0.0, window * duration)
+    first_checkpoint = time.perf_counter()
+    while len(metric_lines(run_dir)) < line:
+        if process.poll() is not None:
+            sys.exit(f"the run ended before writing {line} metric lines")
+        time.sleep(0.02)
     time.sleep(delay)
     if process.poll() is not None:
         sys.exit("the run ended before the kill; lengthen the run")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    return delay
+    return time.perf_counter() - first_checkpoint
+
+
+def metric_lines(run_dir: Path) -> list[str]:
+    path = run_dir / "metrics.jsonl"
+    return path.read_text().splitlines() if path.exists() else []
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,21 +129,22 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     reference = root / "reference"
-    process = train([*flags, "--run-dir", str(reference)])
-    while not has_checkpoint(reference) and process.poll() is None:
-        time.sleep(0.02)
-    first_checkpoint, first_checkpoint_clock = time.perf_counter(), time.time()
-    check(process)
-    training_time = time.perf_counter() - first_checkpoint
-    if args.small:  # up to the last checkpoint (written when training ends; its folder's mtime)
-        last = max(checkpoints(reference), key=lambda p: int(p.name))
-        training_time = last.stat().st_mtime - first_checkpoint_clock
+    check(train([*flags, "--run-dir", str(reference)]))
     print(f"reference run: {time.perf_counter() - started:.0f} s, {len(metrics(reference))} metric lines")
+    # kill points: after the first training line, before the second-to-last one (after the last ones a
+    # resume has nothing left to do)
+    elapsed = [
+        line[ELAPSED] for line in raw_metrics(reference) if not any(k.startswith("eval") for k in line)
+    ]
+    if len(elapsed) < 3:
+        sys.exit(f"the reference wrote {len(elapsed)} training lines; lengthen the run")
+    line_interval = (elapsed[-1] - elapsed[0]) / (len(elapsed) - 1)
 
     matched = 0
     for i in range(args.runs):
         run_dir = root / f"crash{i}"
-        delay = kill_at_random(flags, run_dir, rng, training_time, window=0.5 if args.small else 0.8)
+        line = rng.randint(1, len(elapsed) - 2)
+        delay = kill_at_line(flags, run_dir, line, rng.uniform(0.0, line_interval / 2))
         kept = len(metrics(run_dir))
         check(train(["--resume", str(run_dir)]))
         same = metrics(run_dir) == metrics(reference)
