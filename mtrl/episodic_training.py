@@ -175,8 +175,11 @@ def make_evaluator(
             moore = protocol(episodes, False, "eval_moore")
             return lambda state, key: {**all_goals(state, key), **moore(state, _fold_in(key, 2))}
 
+        periodic = mt(config.eval_goals_per_task)
         final = evaluation.final_goals(env.spec, config.eval_goals_per_task)
-        return Evaluator(mt(config.eval_goals_per_task), mt(final))
+        if final == config.eval_goals_per_task:  # procedural envs: one program, not two of the same
+            return Evaluator(periodic, periodic)
+        return Evaluator(periodic, mt(final))
 
     protocol = {
         "adaptation_episodes": config.meta_adaptation_episodes,

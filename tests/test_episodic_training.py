@@ -14,16 +14,18 @@ import pytest
 from mtrl.agents import maml, mt_ppo
 from rich.console import Console
 
-from mtrl import envs, episodic_training
+from mtrl import checkpoint, envs, episodic_training
 from mtrl.app import wiring
-from mtrl.app.config import EnvConfig, TrainConfig
+from mtrl.app.config import EnvConfig, TrainConfig, load_run_config
 from mtrl.app.evaluate import evaluate_run
 from mtrl.app.policy import load_meta_agent, load_policy
+from mtrl.app.presets import get_preset
 from mtrl.app.run import train
 from mtrl.logger import WandbConfig
 from mtrl.meta_evaluation import meta_evaluate
 from mtrl.report.runs import read_run_dir
 from mtrl.training import Hooks, Interrupted, LoopConfig, Start
+from mtrl.types import EnvSpec
 
 QUIET = Console(quiet=True)
 
@@ -156,6 +158,10 @@ def test_meta_run_final_evaluation_is_the_protocol_on_every_test_goal(maml_run):
     evals = [r for r in records if "meta_test/success" in r]
     assert [r["env/steps_per_task"] for r in logs] == [320, 640]
     assert [r["env/steps_per_task"] for r in evals] == [320, 640]
+    # what `mtrl sweep` and transfer runs call finished: the agent's iterations, not the loop's default size
+    spec = EnvSpec.from_dict(json.loads((result.run_dir / "spec.json").read_text()))
+    final_step = wiring.final_step(load_run_config(result.run_dir), spec)
+    assert checkpoint.latest_step(result.run_dir) == final_step == 640 * spec.num_tasks
     final = evals[-1]
     loaded = load_meta_agent(result.run_dir)
     protocol = dict(adaptation_episodes=1, scored_episodes=1)
@@ -316,6 +322,20 @@ def test_agent_benchmark_mismatch_is_one_line(agent, env, message):
     )
     assert process.returncode == 2
     assert message in process.stderr and len(process.stderr.strip().splitlines()) == 1
+
+
+def test_final_evaluation_reuses_the_periodic_program_when_it_plays_the_same_episodes(tmp_path):
+    """On procedural envs (MiniGrid: no goal set) the final evaluation plays as many episodes as the periodic
+    ones, so one compiled program serves both; on toy (50 goals per task) the final one plays every goal, more
+    than the periodic 10."""
+    toy = dataclasses.replace(
+        _mt_ppo_config(tmp_path), loop=dataclasses.replace(LEARNING_LOOP, eval_goals_per_task=10)
+    )
+    for config, shared in ((get_preset("minigrid-mt3-moore"), True), (toy, False)):
+        _, eval_envs = wiring.make_envs(config)
+        agent = wiring.make_agent(config)
+        evaluator = episodic_training.make_evaluator(eval_envs, agent, config.loop, num_seeds=1)
+        assert (evaluator.final is evaluator.periodic) == shared, config.env.name
 
 
 def test_mt_agent_asked_for_adaptation_is_one_line(mt_ppo_run):

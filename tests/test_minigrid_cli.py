@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -146,6 +147,17 @@ def test_a_transfer_run_starts_from_the_source_seeds_experts(mt3_run, tmp_path, 
     assert main([*tl, "--agent.num-experts", "3", "--seed", "3", "--run-dir", str(tmp_path / "bad-k")]) == 2
     assert "num_experts=2" in capsys.readouterr().err
     assert not (tmp_path / "bad-seed").exists() and not (tmp_path / "bad-k").exists()
+
+    # a source stopped before its last checkpoint: refused, naming the step it reached
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(source, unfinished)
+    last = checkpoint.latest_step(unfinished)
+    shutil.rmtree(unfinished / "checkpoints" / str(last))
+    stopped_at = checkpoint.latest_step(unfinished)
+    flags = [*tl[:-1], str(unfinished), "--seed", "3", "--run-dir", str(tmp_path / "from-unfinished")]
+    assert main(flags) == 2
+    assert f"is unfinished (checkpoint at step {stopped_at} of {last})" in capsys.readouterr().err
+    assert not (tmp_path / "from-unfinished").exists()
 
 
 @pytest.mark.slow  # CI covers the farama backend by the evaluation above; training on it is the same loop

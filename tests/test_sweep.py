@@ -493,3 +493,23 @@ def test_example_sweeps_expand():
     runs = expand(ml10)
     assert len(runs) == 30 and {r.config.agent_name for r in runs} == {"maml", "rl2", "pearl"}
     assert {r.config.env.name for r in runs} == {"ML10"}
+
+
+def test_minigrid_sweeps_chain_each_transfer_run_to_the_multi_task_run_it_starts_from():
+    sweeps = Path(__file__).parents[1] / "experiments/sweeps"
+    multi_task = expand(sweep_plan.load_sweep(sweeps / "minigrid_moore.py"))
+    assert len(multi_task) == 9 and all(r.config.num_seeds == 30 for r in multi_task)
+    assert {r.config.preset for r in multi_task} == {
+        f"minigrid-{s}-{m}" for s in ("mt3", "mt5", "mt7") for m in ("moore", "moe", "mtppo")
+    }
+    transfer = expand(sweep_plan.load_sweep(sweeps / "minigrid_moore_transfer.py"))
+    assert len(transfer) == 8 and all(r.config.num_seeds == 30 for r in transfer)
+    run_dirs = {r.config.preset: str(r.config.run_dir) for r in multi_task}
+    for run in transfer:
+        agent = run.config.agent
+        if run.config.preset.endswith("-noinit"):
+            assert agent.experts_from is None and not agent.frozen_experts
+            continue
+        source = run.config.preset.replace("tl3-5", "mt3").replace("tl5-7", "mt5")
+        assert agent.frozen_experts and agent.experts_from == run_dirs[source]
+        assert agent.num_experts == get_preset(source).agent.num_experts

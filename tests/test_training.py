@@ -81,7 +81,9 @@ def test_run_writes_directory_and_policy_round_trips(tmp_path):
     # the restored policy acts exactly like the trained state did
     policy = load_policy(run_dir)
     train_env, eval_env = wiring.make_envs(config)
-    state = checkpoint.restore(run_dir, wiring.agent_template(config, train_env.spec))
+    template = wiring.agent_template(config, train_env.spec)  # shapes only: initialising would compile
+    assert all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(template))
+    state = checkpoint.restore(run_dir, template)
     _, step = train_env.reset(jax.random.key(0))
     expected = moore_sac.act(state, step.obs, step.task_id, jax.random.key(0), True)
     np.testing.assert_allclose(policy(np.asarray(step.obs)), expected, rtol=1e-6, atol=1e-7)

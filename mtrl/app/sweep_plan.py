@@ -15,8 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mtrl import checkpoint, training
-from mtrl.app.config import TrainConfig, load_run_config
+from mtrl import checkpoint
+from mtrl.app import wiring
+from mtrl.app.config import load_run_config
 from mtrl.app.flags import checked_flags, to_flags
 from mtrl.app.resume import check_resumable
 from mtrl.app.sweep_grid import RunSpec, Sweep, expand
@@ -56,14 +57,6 @@ class Job:
         return Path(self.run.config.run_dir)
 
 
-def final_step(config: TrainConfig, spec: EnvSpec) -> int:
-    """The step of a run's last checkpoint (env steps over all tasks, as checkpoints are numbered)."""
-    per_task = (
-        training.num_iterations(config.loop, spec) * config.loop.steps_per_iteration * spec.envs_per_task
-    )
-    return per_task * spec.num_tasks
-
-
 def inspect(run: RunSpec) -> str:
     """What `run` needs, judged from its directory: done, train, resume, evaluate or busy.
 
@@ -84,7 +77,7 @@ def inspect(run: RunSpec) -> str:
     if not steps or not (run_dir / "spec.json").exists():
         return "train"  # stopped before its first checkpoint: nothing to continue from
     spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
-    if steps[-1] < final_step(run.config, spec):
+    if steps[-1] < wiring.final_step(run.config, spec):
         return "resume"
     return "done" if (run_dir / "success_table.md").exists() else "evaluate"
 

@@ -38,10 +38,14 @@ def source_experts(config: TrainConfig) -> tuple:
                 f"{getattr(config.agent, name)!r}; they must match"
             )
     spec = EnvSpec.from_dict(json.loads((source_dir / "spec.json").read_text()))
+    latest, final = checkpoint.latest_step(source_dir), wiring.final_step(source, spec)
+    if latest < final:
+        raise ValueError(
+            f"--agent.experts-from {source_dir} is unfinished (checkpoint at step {latest} of {final}); "
+            f"transfer starts from a finished run's experts: finish it with `mtrl train --resume {source_dir}`"
+        )
     template = wiring.agent_template(source, spec)
-    actor, critic = moore_ppo.experts(
-        checkpoint.restore(source_dir, template, checkpoint.latest_step(source_dir))
-    )
+    actor, critic = moore_ppo.experts(checkpoint.restore(source_dir, template, latest))
     source_seeds = [source.seed + i for i in range(source.num_seeds)]
     wanted = [config.seed + i for i in range(config.num_seeds)]
     missing = sorted(set(wanted) - set(source_seeds))

@@ -162,6 +162,18 @@ def num_iterations(config: TrainConfig, spec: EnvSpec) -> int:
     return training.num_iterations(config.loop, spec)
 
 
+def steps_per_iteration(config: TrainConfig, spec: EnvSpec) -> int:
+    """Env steps per task that one iteration of the agent's loop plays."""
+    if is_episodic(config.agent_name):
+        return episodic_training.iteration_steps_per_task(make_agent(config), spec)
+    return config.loop.steps_per_iteration * spec.envs_per_task
+
+
+def final_step(config: TrainConfig, spec: EnvSpec) -> int:
+    """The step of a finished run's last checkpoint (env steps over all tasks, as checkpoints count them)."""
+    return num_iterations(config, spec) * steps_per_iteration(config, spec) * spec.num_tasks
+
+
 def train_state_template(config: TrainConfig, env: Env, keys):
     """The train state's structure in the agent's loop (what `--resume` restores into)."""
     if is_episodic(config.agent_name):
@@ -233,9 +245,12 @@ def vmaps_seeds(config: TrainConfig) -> bool:
 
 
 def agent_template(config: TrainConfig, spec: EnvSpec):
-    """An agent state with the run's structure, to restore a checkpoint into (the train spec's)."""
+    """The run's agent state as shapes and dtypes (the train spec's), to restore a checkpoint into.
+
+    Abstract, not initialised: an eager init compiles every parameter initialiser on its own (13 programs,
+    ~7 s for a MiniGrid MOORE agent), all for values the checkpoint overwrites."""
     agent = make_agent(config)
     if config.num_seeds > 1:
         keys = jax.random.split(jax.random.key(0), config.num_seeds)
-        return jax.vmap(lambda key: agent.init(key, spec))(keys)
-    return agent.init(jax.random.key(0), spec)
+        return jax.eval_shape(jax.vmap(lambda key: agent.init(key, spec)), keys)
+    return jax.eval_shape(lambda key: agent.init(key, spec), jax.random.key(0))
