@@ -24,7 +24,7 @@ ENV_NAMES = TOY_ENVS + METAWORLD_BENCHMARKS + MINIGRID_BENCHMARKS
 BACKENDS = {
     "toy": ("jax",),
     "toy-ml": ("jax",),
-    **{b: ("official", "native") for b in METAWORLD_BENCHMARKS},
+    **{b: ("native", "official") for b in METAWORLD_BENCHMARKS},
     **{b: ("jax", "farama") for b in MINIGRID_BENCHMARKS},
 }
 GOAL_SAMPLING = ("random", "sequential")
@@ -53,8 +53,9 @@ def make(
         task: the Meta-World task for MT1/ML1, e.g. "reach-v3"; the MiniGrid task for MiniGrid-MT1, e.g.
             "LavaGapS7".
         split: "train" or "test" for ML benchmarks and toy-ml (held-out tasks or goals are the test split).
-        backend: for Meta-World "official" (metaworld's own envs via io_callback, the default) or "native"
-            (batched host physics, observations and rewards in JAX; parity-tested against official);
+        backend: for Meta-World "native" (batched host physics, observations and rewards in JAX; the
+            default, parity-tested against official) or "official" (metaworld's own envs via io_callback,
+            the reference; the default until 2026-12-05, and the only one with reward_version "v1");
             "jax" for toy envs; for MiniGrid "jax" (the port, the default) or "farama" (Farama's envs via
             io_callback, the port's reference).
         seed: fixes the goal configurations; reset keys then drive every random choice.

@@ -3,7 +3,7 @@
     python experiments/mt10_moore_seeds.py --seeds 0 1 2          # the paper budget: a GPU-scale job
     python experiments/mt10_moore_seeds.py --seeds 0 --quick      # the quickstart budget, minutes on a CPU
 
-Each seed is its own `mtrl.train(config)` call: the official Meta-World backend steps on the host, so seeds
+Each seed is its own `mtrl.train(config)` call: Meta-World steps on the host (both backends), so seeds
 cannot share one vmapped program (the toy env can: `mtrl train --env.name toy --num-seeds N`).
 """
 

@@ -4,6 +4,7 @@ sweep's dry run, `mtrl.train` from Python, and several updates per vector step."
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import textwrap
@@ -15,11 +16,12 @@ from mtrl.agents import mt_sac
 from rich.console import Console
 
 import mtrl
-from mtrl import training
+from mtrl import envs, training
 from mtrl.app import wiring
 from mtrl.app.cli import main
-from mtrl.app.config import EnvConfig, TrainConfig
+from mtrl.app.config import EnvConfig, TrainConfig, load_run_config, to_json
 from mtrl.app.presets import get_preset
+from mtrl.app.resume import check_resumable
 from mtrl.app.run import stop_on_signal
 from mtrl.app.signals import StopSignals
 from mtrl.logger import WandbConfig
@@ -51,8 +53,8 @@ def tiny_toy(run_dir=None, **loop) -> TrainConfig:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--env.name", "MT1", "--env.task", "reach-v3"], "MT1 on the official backend steps on the host"),
-        (["--env.name", "MT10", "--env.backend", "native"], "MT10 on the native backend steps on the host"),
+        (["--env.name", "MT1", "--env.task", "reach-v3"], "MT1 on the native backend steps on the host"),
+        (["--env.name", "MT1", "--env.backend", "official"], "MT1 on the official backend steps on the host"),
     ],
 )
 def test_seeds_on_a_host_backend_are_refused_before_anything_is_built(tmp_path, capsys, args, message):
@@ -125,6 +127,22 @@ def test_mtrl_train_from_python_writes_a_run(tmp_path):
     result = mtrl.train(tiny_toy(tmp_path / "run"))
     assert result.run_dir == tmp_path / "run" and (result.run_dir / "success_table.md").exists()
     assert set(result.success_per_task) == {"point-goal-0", "point-goal-1"}
+    # the backend the run used is named in its config, though the config left it to the default
+    assert tiny_toy().env.backend is None and load_run_config(result.run_dir).env.backend == "jax"
+
+
+def test_meta_world_defaults_to_native_and_runs_recorded_without_a_backend_stay_official(tmp_path):
+    from mtrl.envs.metaworld.native.env import NativeEnv
+
+    assert isinstance(envs.make("MT1", task="reach-v3"), NativeEnv)
+    config = TrainConfig(agent=mt_sac.Config(), env=EnvConfig(name="MT1", task="reach-v3"), run_dir=tmp_path)
+    assert wiring.with_backend(config).env.backend == "native"
+    recorded = to_json(config)  # a run of before the switch: config.json with "backend": null
+    (tmp_path / "config.json").write_text(json.dumps(recorded, default=str))
+    assert load_run_config(tmp_path).env.backend == "official"
+    with pytest.raises(ValueError, match=r"env.backend \('official' -> 'native'\)"):
+        check_resumable(load_run_config(tmp_path), config)  # resuming it on the new default is refused
+    check_resumable(wiring.with_backend(config), config)  # a new run's named default matches
 
 
 def test_updates_per_step_multiplies_the_gradient_steps():

@@ -38,21 +38,21 @@ def case(name, layout, *, slow=False, **kwargs):
 CASES = [
     case("toy", "one_hot"),
     case("toy", "one_hot", envs_per_task=3, num_tasks=5),
-    case("MT1", "one_hot", task="reach-v3"),
-    case("MT10", "one_hot"),
-    case("ML1", "hidden_goal", task="reach-v3", split="train"),
-    case("ML1", "hidden_goal", task="reach-v3", split="test"),
-    case("ML10", "hidden_goal", split="train"),
-    case("ML10", "hidden_goal", split="test", envs_per_task=2),
+    case("MT1", "one_hot", task="reach-v3", backend="official"),
+    case("MT10", "one_hot", backend="official"),
+    case("ML1", "hidden_goal", task="reach-v3", split="train", backend="official"),
+    case("ML1", "hidden_goal", task="reach-v3", split="test", backend="official"),
+    case("ML10", "hidden_goal", split="train", backend="official"),
+    case("ML10", "hidden_goal", split="test", envs_per_task=2, backend="official"),
     case("MT10", "one_hot", backend="native", envs_per_task=2),
     case("ML10", "hidden_goal", split="train", backend="native"),
     case("ML10", "hidden_goal", split="test", backend="native"),
-    case("MT25", "one_hot", slow=True),
-    case("MT50", "one_hot", slow=True),
+    case("MT25", "one_hot", slow=True, backend="official"),
+    case("MT50", "one_hot", slow=True, backend="official"),
     case("MT50", "one_hot", slow=True, backend="native"),
     case("ML45", "hidden_goal", split="train", slow=True, backend="native"),
-    case("ML25", "hidden_goal", split="test", slow=True),
-    case("ML45", "hidden_goal", split="test", slow=True),
+    case("ML25", "hidden_goal", split="test", slow=True, backend="official"),
+    case("ML45", "hidden_goal", split="test", slow=True, backend="official"),
 ]
 
 
@@ -206,8 +206,8 @@ def test_the_spec_names_the_one_hot_columns():
     "name, kwargs",
     [
         ("toy", {}),
-        ("MT1", {"task": "reach-v3"}),
-        ("MT1", {"task": "reach-v3", "backend": "native"}),
+        ("MT1", {"task": "reach-v3", "backend": "official"}),
+        ("MT1", {"task": "reach-v3"}),  # native, the default
         ("MiniGrid-MT1", {"task": "LavaGapS7", "envs_per_task": 2}),
         ("MiniGrid-MT1", {"task": "LavaGapS7", "envs_per_task": 2, "backend": "farama"}),
     ],

@@ -352,6 +352,7 @@ def test_parity_with_metaworld_ml1_reach(envs_per_task, rounds):
         "ML1",
         task="reach-v3",
         split="test",
+        backend="official",
         seed=seed,
         envs_per_task=E,
         goal_sampling="sequential",

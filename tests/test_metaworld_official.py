@@ -4,6 +4,8 @@ The reference envs are built here with metaworld's public API only (benchmark cl
 `set_task`, `reset`, `step`, one-hot appended by hand), independently of the backend under test.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import metaworld
@@ -11,6 +13,8 @@ import numpy as np
 import pytest
 from metaworld.policies import ENV_POLICY_MAP
 from mtrl.envs.metaworld import BENCHMARKS, make_metaworld, next_goal_indices, task_names
+
+make_official = functools.partial(make_metaworld, backend="official")  # the default is native
 
 EPISODE = 500
 EXTRA = 20  # steps into the second episode, so every parity run crosses one auto-reset
@@ -84,7 +88,7 @@ def assert_parity(ours_first, ours, ref_first, ref, env_index, one_hot):
 @pytest.mark.parametrize("task", ["reach-v3", "pick-place-v3"])
 def test_parity_with_metaworld_across_an_episode_boundary(task):
     seed = 3
-    env = make_metaworld("MT1", task=task, seed=seed)
+    env = make_official("MT1", task=task, seed=seed)
     state, first = env.reset(jax.random.key(7))
     bench = metaworld.MT1(task, seed=seed)
     env_cls = bench.train_classes[task]
@@ -106,7 +110,7 @@ def test_parity_with_metaworld_across_an_episode_boundary(task):
 @pytest.mark.slow
 def test_parity_mt10_all_tasks_random_actions():
     seed = 1
-    env = make_metaworld("MT10", seed=seed)
+    env = make_official("MT10", seed=seed)
     state, first = env.reset(jax.random.key(0))
     actions = np.random.default_rng(1).uniform(-1, 1, (EPISODE + EXTRA, 10, 4)).astype(np.float32)
     final_state, steps = scan_rollout(env, state, jnp.asarray(actions))
@@ -122,7 +126,7 @@ def test_same_seed_and_key_give_identical_runs_and_other_keys_other_goals():
     actions = jax.random.uniform(jax.random.key(9), (EPISODE + 5, 2, 4), minval=-1, maxval=1)
 
     def run(key):
-        env = make_metaworld("MT1", task="reach-v3", seed=5, envs_per_task=2)
+        env = make_official("MT1", task="reach-v3", seed=5, envs_per_task=2)
         state, first = env.reset(key)
         final_state, steps = scan_rollout(env, state, actions)
         final_state = final_state.replace(key=jax.random.key_data(final_state.key))
@@ -132,13 +136,13 @@ def test_same_seed_and_key_give_identical_runs_and_other_keys_other_goals():
     for x, y in zip(jax.tree.leaves(first_run), jax.tree.leaves(second_run), strict=True):
         np.testing.assert_array_equal(x, y)
 
-    env = make_metaworld("MT1", task="reach-v3", seed=5, envs_per_task=4)
+    env = make_official("MT1", task="reach-v3", seed=5, envs_per_task=4)
     goal_draws = {tuple(np.asarray(env.reset(jax.random.key(k))[0].goal_index)) for k in range(3)}
     assert len(goal_draws) == 3
 
 
 def test_stale_state_is_refused():
-    env = make_metaworld("MT1", task="reach-v3")
+    env = make_official("MT1", task="reach-v3")
     state, _ = env.reset(jax.random.key(0))
     env.step(state, jnp.zeros((1, 4)))
     with pytest.raises(Exception, match="out of sync"):
@@ -146,7 +150,7 @@ def test_stale_state_is_refused():
 
 
 def test_unstable_step_is_passed_through_for_that_env_only():
-    env = make_metaworld("MT1", task="reach-v3", envs_per_task=2)
+    env = make_official("MT1", task="reach-v3", envs_per_task=2)
     state, _ = env.reset(jax.random.key(0))
     action = jnp.full((2, 4), 0.5)
     state, before = env.step(state, action)
@@ -171,7 +175,7 @@ def test_sequential_goals_visit_every_goal_once(envs_per_task):
 
 
 def test_sequential_goal_sampling_through_the_env():
-    env = make_metaworld("MT1", task="reach-v3", envs_per_task=2, goal_sampling="sequential")
+    env = make_official("MT1", task="reach-v3", envs_per_task=2, goal_sampling="sequential")
     state, first = env.reset(jax.random.key(0))
     np.testing.assert_array_equal(state.goal_index, [0, 1])
     final_state, steps = scan_rollout(env, state, jnp.zeros((EPISODE + 1, 2, 4)))
@@ -181,7 +185,7 @@ def test_sequential_goal_sampling_through_the_env():
 
 
 def test_mt_spec_and_shapes_under_jit():
-    env = make_metaworld("MT1", task="push-v3", envs_per_task=3)
+    env = make_official("MT1", task="push-v3", envs_per_task=3)
     spec = env.spec
     assert (spec.name, spec.obs_size, spec.action_size) == ("MT1/push-v3", 40, 4)
     assert (spec.num_envs, spec.episode_length, spec.goals_per_task) == (3, 500, 50)
@@ -197,7 +201,7 @@ def test_mt_spec_and_shapes_under_jit():
 
 
 def test_ml1_hides_the_goal_and_has_no_one_hot():
-    env = make_metaworld("ML1", task="reach-v3", split="test", envs_per_task=2)
+    env = make_official("ML1", task="reach-v3", split="test", envs_per_task=2)
     assert env.spec.name == "ML1/reach-v3/test" and env.spec.obs_size == 39
     state, first = env.reset(jax.random.key(0))
     state, steps = scan_rollout(env, state, jnp.ones((3, 2, 4)))
@@ -226,7 +230,7 @@ def test_ml10_test_split_is_metaworlds_held_out_tasks():
     assert task_names("MT10")[:3] == ("reach-v3", "push-v3", "pick-place-v3")
     assert len(task_names("MT50")) == 50
 
-    env = make_metaworld("ML10", split="test")
+    env = make_official("ML10", split="test")
     assert env.spec.task_names == expected
     assert (env.spec.name, env.spec.obs_size, env.spec.num_envs) == ("ML10/test", 39, 5)
     state, first = jax.jit(env.reset)(jax.random.key(0))
@@ -250,7 +254,7 @@ def test_ml10_test_split_is_metaworlds_held_out_tasks():
 )
 def test_bad_arguments_raise_one_line_value_error(kwargs, bad):
     with pytest.raises(ValueError) as info:
-        make_metaworld(**kwargs)
+        make_official(**kwargs)
     message = str(info.value)
     assert bad in message and "\n" not in message
 
@@ -261,7 +265,7 @@ def test_benchmark_names_are_exported():
 
 def test_reward_version_v1_is_metaworlds_v1():
     actions = np.random.default_rng(0).uniform(-1, 1, (30, 1, 4)).astype(np.float32)
-    env = make_metaworld("MT1", task="reach-v3", reward_version="v1")
+    env = make_official("MT1", task="reach-v3", reward_version="v1")
     _, steps = scan_rollout(env, env.reset(jax.random.key(0))[0], jnp.asarray(actions))
     tasks = metaworld.MT1("reach-v3", seed=0)
     reference = tasks.train_classes["reach-v3"](reward_function_version="v1")

@@ -5,6 +5,7 @@ tasks. The run-to-run handover through `mtrl train --agent.experts-from` is in t
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import numpy as np
@@ -27,6 +28,16 @@ def tl_env():
     return envs.make("MiniGrid-TL3-5")
 
 
+@functools.cache
+def _compiled_init(env, config: moore_ppo.Config):
+    return jax.jit(lambda key: moore_ppo.init(key, env.spec, config))
+
+
+def init(key: int, env, config: moore_ppo.Config) -> moore_ppo.State:
+    """`moore_ppo.init` as one compiled program per config (eagerly, each initialiser compiles on its own)."""
+    return _compiled_init(env, config)(jax.random.key(key))
+
+
 def test_transfer_envs_hold_only_the_new_tasks():
     assert envs.make("MiniGrid-TL3-5").spec.task_names == (
         "MiniGrid-DoorKey-6x6-v0",
@@ -40,7 +51,7 @@ def test_transfer_envs_hold_only_the_new_tasks():
 
 def test_frozen_experts_stay_fixed_while_task_weights_and_heads_train(tl_env):
     config = moore_ppo.Config(frozen_experts=True, **TINY)
-    state = moore_ppo.init(jax.random.key(0), tl_env.spec, config)
+    state = init(0, tl_env, config)
     trained, metrics = jax.jit(lambda s, k: moore_ppo.train_iteration(tl_env, s, k))(state, jax.random.key(1))
     assert np.isfinite(metrics["train/policy_loss"])
     for before, after in (
@@ -51,22 +62,22 @@ def test_frozen_experts_stay_fixed_while_task_weights_and_heads_train(tl_env):
         for name in ("task_weights", "heads"):
             assert not leaves_equal(before["params"][name], after["params"][name]), name
     # without freezing the same step moves the experts: the test above would notice a no-op optimiser
-    free = moore_ppo.init(jax.random.key(0), tl_env.spec, dataclasses.replace(config, frozen_experts=False))
+    free = init(0, tl_env, dataclasses.replace(config, frozen_experts=False))
     moved, _ = jax.jit(lambda s, k: moore_ppo.train_iteration(tl_env, s, k))(free, jax.random.key(1))
     assert not leaves_equal(free.actor_params["params"]["experts"], moved.actor_params["params"]["experts"])
 
 
 def test_with_experts_replaces_only_the_experts_and_checks_shapes(tl_env):
     config = moore_ppo.Config(**TINY)
-    a = moore_ppo.init(jax.random.key(0), tl_env.spec, config)
-    b = moore_ppo.init(jax.random.key(1), tl_env.spec, config)
+    a = init(0, tl_env, config)
+    b = init(1, tl_env, config)
     mixed = moore_ppo.with_experts(a, *moore_ppo.experts(b))
     assert leaves_equal(moore_ppo.experts(mixed), moore_ppo.experts(b))
     assert leaves_equal(mixed.actor_params["params"]["heads"], a.actor_params["params"]["heads"])
     assert leaves_equal(
         mixed.critic_params["params"]["task_weights"], a.critic_params["params"]["task_weights"]
     )
-    three = moore_ppo.init(jax.random.key(1), tl_env.spec, dataclasses.replace(config, num_experts=3))
+    three = init(1, tl_env, dataclasses.replace(config, num_experts=3))
     with pytest.raises(ValueError, match="num_experts must match"):
         moore_ppo.with_experts(a, *moore_ppo.experts(three))
 

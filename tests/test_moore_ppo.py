@@ -35,7 +35,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def state(env):
-    return mp.init(jax.random.key(0), env.spec, SMALL)
+    return jax.jit(lambda key: mp.init(key, env.spec, SMALL))(jax.random.key(0))  # eagerly: ~40 compiles
 
 
 def with_config(state: mp.State, **changes) -> mp.State:

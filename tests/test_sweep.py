@@ -105,7 +105,7 @@ def test_names_are_deterministic_and_toy_seeds_share_one_vmapped_run():
         (
             {"a": {"env.backend": "gpu"}},
             {},
-            r"run variant 'a': env.backend 'gpu' is not available for MT10; valid backends: official, native",
+            r"run variant 'a': env.backend 'gpu' is not available for MT10; valid backends: native, official",
         ),
         (
             {"": {}},

@@ -23,7 +23,7 @@ from .benchmarks import (
 )
 from .official import OfficialEnv, OfficialState
 
-METAWORLD_BACKENDS = ("official", "native")
+METAWORLD_BACKENDS = ("native", "official")  # the first is the default
 REWARD_VERSIONS = {"official": ("v2", "v1"), "native": ("v2",)}  # metaworld's default is v2
 
 
@@ -36,12 +36,12 @@ def make_metaworld(
     envs_per_task: int = 1,
     goal_sampling: str = "random",
     episodes_per_goal: int = 1,
-    backend: str = "official",
+    backend: str = "native",
     threads: int | None = None,
     reward_version: str = "v2",
     max_episode_steps: int | None = None,
 ):
-    """Build a batched Meta-World benchmark on `backend` ("official" or "native").
+    """Build a batched Meta-World benchmark on `backend` ("native", the default, or "official").
 
     Args:
         benchmark: one of `BENCHMARKS`.
@@ -56,7 +56,8 @@ def make_metaworld(
             episodes, E = envs_per_task).
         episodes_per_goal: consecutive episodes each env plays on one goal before the next draw
             (meta-RL: adaptation plus scored episodes, or one RL² trial).
-        backend: "official" (the reference) or "native" (the fast path, parity-tested against it).
+        backend: "native" (the fast path, parity-tested against official) or "official" (metaworld's own
+            envs: the reference).
         threads: physics worker threads of the native backend (default: one per core, at most 8).
         reward_version: metaworld's reward function version, "v2" (default) or "v1" (official only).
         max_episode_steps: the horizon, 1..500: episodes truncate after it and success counts at any
@@ -73,9 +74,11 @@ def make_metaworld(
     if backend not in METAWORLD_BACKENDS:
         raise ValueError(f"unknown Meta-World backend {backend!r}; valid: {', '.join(METAWORLD_BACKENDS)}")
     if reward_version not in REWARD_VERSIONS[backend]:
+        elsewhere = [b for b in METAWORLD_BACKENDS if reward_version in REWARD_VERSIONS[b]]
         raise ValueError(
             f"reward_version {reward_version!r} is not available on the {backend} backend; "
             f"valid: {', '.join(REWARD_VERSIONS[backend])}"
+            + "".join(f" (the {b} backend has it)" for b in elsewhere[:1])
         )
     if backend == "native":
         from .native import NativeEnv, get_port

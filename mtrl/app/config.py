@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mtrl import envs
 from mtrl.agents import AGENTS, get_agent
 from mtrl.logger import WandbConfig
 from mtrl.training import LoopConfig
@@ -24,7 +25,8 @@ class EnvConfig:
     task: str | None = None
     """Meta-World task for MT1/ML1, e.g. reach-v3."""
     backend: str | None = None
-    """Env backend; default: the benchmark's own (official for Meta-World, jax for toy)."""
+    """Env backend; default: the benchmark's own (native for Meta-World, jax for toy and MiniGrid). A run's
+    config.json records the backend it used."""
     envs_per_task: int = 1
     """Parallel training envs per task."""
     reward_version: str = "v2"
@@ -100,6 +102,11 @@ runs written before them: such a run's config.json lacks the field, and resuming
 exactly as it was trained (same network shapes, same update)."""
 
 
+METAWORLD_DEFAULT_BACKEND_BEFORE_2026_12_05 = "official"
+"""The backend a Meta-World run got when config.json recorded none (runs written before the default became
+native): resuming or evaluating such a run goes on on the backend it was trained on."""
+
+
 def from_json(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a `TrainConfig` written by `to_json` (e.g. a run's config.json)."""
     agent_class = get_agent(data["agent_name"]).Config
@@ -108,7 +115,7 @@ def from_json(data: dict[str, Any]) -> TrainConfig:
     agent_config = _build(agent_class, {**earlier, **data["agent"]})
     return TrainConfig(
         agent=agent_config,
-        env=_build(EnvConfig, data["env"]),
+        env=_build(EnvConfig, _with_backend_recorded(data["env"])),
         loop=_build(LoopConfig, data["loop"]),
         wandb=_build(WandbConfig, data["wandb"]),
         seed=data["seed"],
@@ -116,6 +123,12 @@ def from_json(data: dict[str, Any]) -> TrainConfig:
         preset=data["preset"],
         run_dir=Path(data["run_dir"]) if data.get("run_dir") else None,
     )
+
+
+def _with_backend_recorded(env: dict[str, Any]) -> dict[str, Any]:
+    if env.get("backend") is None and env.get("name", "MT10") in envs.METAWORLD_BENCHMARKS:
+        return {**env, "backend": METAWORLD_DEFAULT_BACKEND_BEFORE_2026_12_05}
+    return env
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:

@@ -30,7 +30,7 @@ def resume(run_dir: Path, config: TrainConfig | None = None, console: Console | 
 
 def _resume(run_dir: Path, config: TrainConfig | None, console: Console) -> RunResult:
     stored = load_run_config(run_dir)
-    config = dataclasses.replace(config or stored, run_dir=run_dir)
+    config = wiring.with_backend(dataclasses.replace(config or stored, run_dir=run_dir))
     check_resumable(stored, config)
     train_env, eval_env = wiring.make_envs(config)
     check_memory(config, train_env.spec)
@@ -56,7 +56,8 @@ RESUMABLE_CHANGES = ("loop.steps_per_task", "wandb.", "run_dir")  # a run direct
 
 def check_resumable(stored: TrainConfig, config: TrainConfig) -> None:
     """Refuse to resume with a config whose run would differ from the checkpointed one, naming the fields."""
-    old, new = dotted_fields(to_json(stored)), dotted_fields(to_json(config))
+    old = dotted_fields(to_json(wiring.with_backend(stored)))
+    new = dotted_fields(to_json(wiring.with_backend(config)))  # the default backend, named
     changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
     refused = [k for k in changed if not k.startswith(RESUMABLE_CHANGES)]
     if refused:

@@ -28,7 +28,7 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     check_memory(config, train_env.spec)
     start = _transfer_start(config, train_env)  # reads the source run before anything is written
     run_dir = create_run_dir(config)
-    config = dataclasses.replace(config, run_dir=run_dir)
+    config = wiring.with_backend(dataclasses.replace(config, run_dir=run_dir))
     write_json(run_dir / "config.json", to_json(config))
     write_json(run_dir / "spec.json", train_env.spec.to_dict())
     write_json(run_dir / "versions.json", package_versions())

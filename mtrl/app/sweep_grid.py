@@ -129,6 +129,7 @@ def _build(sweep: Sweep, base: TrainConfig, variant: str, point: dict[str, Any])
         if config.wandb.group is None:  # a sweep's runs appear together in W&B
             config = dataclasses.replace(config, wandb=dataclasses.replace(config.wandb, group=sweep.name))
         validate(config)
+        config = wiring.with_backend(config)  # named, as the run will record it
     except ValueError as error:
         raise ValueError(f"sweep {sweep.name}, run {what or 'base'}: {error}") from None
     parts = [f"{shown[k]}={value_label(read_field(config, k))}" for k in sweep.grid]

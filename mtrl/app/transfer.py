@@ -42,7 +42,7 @@ def source_experts(config: TrainConfig) -> tuple:
     if latest < final:
         raise ValueError(
             f"--agent.experts-from {source_dir} is unfinished (checkpoint at step {latest} of {final}); "
-            f"transfer starts from a finished run's experts: finish it with `mtrl train --resume {source_dir}`"
+            f"transfer starts from a finished run's experts (finish it: mtrl train --resume {source_dir})"
         )
     template = wiring.agent_template(source, spec)
     actor, critic = moore_ppo.experts(checkpoint.restore(source_dir, template, latest))

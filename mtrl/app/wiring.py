@@ -239,6 +239,12 @@ def backend_of(config: TrainConfig) -> str:
     return config.env.backend or envs.BACKENDS[config.env.name][0]
 
 
+def with_backend(config: TrainConfig) -> TrainConfig:
+    """`config` with its env backend named, as a run records it: a default (None) would change meaning
+    when the default does (Meta-World's went from official to native on 2026-12-05)."""
+    return dataclasses.replace(config, env=dataclasses.replace(config.env, backend=backend_of(config)))
+
+
 def vmaps_seeds(config: TrainConfig) -> bool:
     """Whether seeds of `config` can train in one vmapped program: on pure-JAX backends (toy, MiniGrid)."""
     return backend_of(config) == "jax"
