@@ -69,10 +69,10 @@ def quickstart() -> TrainConfig:
 
     The MOORE authors' recipe (horizon 150, policy warm-up, actor delay, both evaluation protocols) with small
     experts (4 of 64×64), 20k steps per task, 32 rows per task. It evaluates the untrained agent and then
-    every 2,500 steps per task, so the curve has nine points (10 goals per task each; all 50 at the end). The temperature starts at 0.1 instead of
-    the paper's 1.0: in a 10k-steps-per-task trial at 1.0 the policy's entropy never left its maximum and
-    every task stayed at 0 % success, while at 0.1 drawer-close, window-close and reach began to succeed by
-    15k steps.
+    every 2,500 steps per task, so the curve has nine points (10 goals per task each; all 50 at the end).
+    The temperature starts at 0.1 instead of the paper's 1.0: in a 10k-steps-per-task trial at 1.0 the
+    policy's entropy never left its maximum and every task stayed at 0 % success, while at 0.1
+    drawer-close, window-close and reach began to succeed by 15k steps.
     """
     return TrainConfig(
         preset="quickstart",
