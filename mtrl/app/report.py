@@ -2,9 +2,10 @@
 
 Groups the seeds of equal configs, aggregates their final and best evaluation success (or, with `--metric
 return`, undiscounted return) with stratified bootstrap intervals (`mtrl.report.stats`), and writes
-`report.md`, CSV tables and PNG plots into `--out`; `--compare-published` adds the literature's success
-figures for the same method and benchmark. `--protocol` picks the evaluation that is read
-(`mtrl.report.runs.PROTOCOLS`); `--x time` draws the learning curves against wall-clock time.
+`report.md`, CSV tables and PNG plots into `--out`; `--html` adds `report.html`, one self-contained page of
+the tables and plots with links to the runs' videos (`mtrl.report.html`); `--compare-published` adds the
+literature's success figures for the same method and benchmark. `--protocol` picks the evaluation that is
+read (`mtrl.report.runs.PROTOCOLS`); `--x time` draws the learning curves against wall-clock time.
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def parse_args(args: list[str]) -> argparse.Namespace:
         "none for MiniGrid (the MOORE paper's MiniGrid results were not available to transcribe) and none "
         "for --metric return",
     )
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html: the tables, the plots embedded and links to the runs' videos in one "
+        "self-contained page that opens offline (copy it alone; the video links need the run directories)",
+    )
     return parser.parse_args(args)
 
 
@@ -141,7 +148,7 @@ def main(args: list[str], console: Console | None = None) -> Report:
             group.common_times()  # a one-line error, before anything is written, for runs without a clock
     check_out_dir(options.out)
     result = build_report(groups, options.reps, options.compare_published)
-    written = write_report(options.out, result, options.reps, x=options.x)
+    written = write_report(options.out, result, options.reps, x=options.x, html=options.html)
     print_report(console, result)
     console.print(f"wrote {len(written)} files into {options.out}")
     return result
@@ -246,7 +253,7 @@ def published_comparison(summaries: list[Summary]) -> tuple[list[list[str]], lis
                     group.benchmark,
                     str(len(group.runs)),
                     f"{int(group.runs[0].steps[-1]):,}",
-                    f"{_cell(ours)} ({source.statistic})",
+                    f"{interval_cell(ours)} ({source.statistic})",
                     f"{result.method}: {theirs}",
                     f"{source.name} [{sources.index(source.name) + 1}]",
                 ]
@@ -282,7 +289,7 @@ def summary_rows(summaries: list[Summary], measure: str) -> list[list[str]]:
             s.group.benchmark,
             str(len(s.group.runs)),
             f"{int(max(r.steps[-1] for r in s.group.runs)):,}",
-            *(_cell(interval) for interval in s.intervals[measure].values()),
+            *(interval_cell(interval) for interval in s.intervals[measure].values()),
         ]
         for s in summaries
     ]
@@ -292,9 +299,9 @@ def summary_columns(report: Report) -> list[str]:
     return ["group", "benchmark", "seeds", "steps/task", *report.statistics]
 
 
-def write_report(out: Path, report: Report, reps: int, x: str = "steps") -> list[Path]:
+def write_report(out: Path, report: Report, reps: int, x: str = "steps", html: bool = False) -> list[Path]:
     """`report.md`, `summary.csv`, `per_task.csv`, `improvement.csv` and PNG plots (learning curves against
-    `x`: steps or time) in `out`."""
+    `x`: steps or time) in `out`; with `html`, `report.html` too."""
     out.mkdir(parents=True, exist_ok=True)
     summaries, metric = report.summaries, report.metric
     written = [
@@ -325,7 +332,12 @@ def write_report(out: Path, report: Report, reps: int, x: str = "steps") -> list
     ]
     written += _write_plots(out, report, reps, x)
     (out / "report.md").write_text(_markdown(report))
-    return [*written, out / "report.md"]
+    written.append(out / "report.md")
+    if html:
+        from mtrl.report import html as report_html  # it imports this module: Report and the table rows
+
+        written.append(report_html.write_html(out, report, [p for p in written if p.suffix == ".png"]))
+    return written
 
 
 def print_report(console: Console, report: Report) -> None:
@@ -333,7 +345,7 @@ def print_report(console: Console, report: Report) -> None:
         title = f"{measure.capitalize()} {report.metric} over seeds (95% stratified bootstrap CI)"
         console.print(_rich_table(title, summary_columns(report), summary_rows(report.summaries, measure)))
     if report.improvements:
-        rows = [[i.x, i.y, i.benchmark, _cell(i.interval)] for i in report.improvements]
+        rows = [[i.x, i.y, i.benchmark, interval_cell(i.interval)] for i in report.improvements]
         title = f"Probability of improvement (final {report.metric})"
         console.print(_rich_table(title, ["X", "Y", "benchmark", "P(X > Y)"], rows))
     if report.published_rows:
@@ -361,7 +373,7 @@ def _markdown(report: Report) -> str:
         lines += _md_table(["task", *(g.label for g in same)], rows)
     if report.improvements:
         lines += ["", f"## Probability of improvement, final {report.metric}", ""]
-        rows = [[i.x, i.y, i.benchmark, _cell(i.interval)] for i in report.improvements]
+        rows = [[i.x, i.y, i.benchmark, interval_cell(i.interval)] for i in report.improvements]
         lines += _md_table(["X", "Y", "benchmark", "P(X > Y)"], rows)
     if report.published_rows:
         lines += ["", "## Ours beside published", ""]
@@ -417,7 +429,8 @@ def _comparable_scores(gx: Group, gy: Group) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _cell(interval: stats.Interval) -> str:
+def interval_cell(interval: stats.Interval) -> str:
+    """`point [low, high]` to three decimals: one format for the terminal, report.md and report.html."""
     return f"{interval.point:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
 
 
