@@ -155,6 +155,18 @@ class RunLogger:
                 warnings.warn(f"W&B logging failed ({error!s:.200}); logging locally only", stacklevel=2)
                 self._wandb = None
 
+    def log_videos(self, step: int, videos: dict[str, Path]) -> None:
+        """Send MP4 files to the W&B run as videos under their keys (metrics.jsonl holds numbers only)."""
+        if self._wandb is None or not videos:
+            return
+        try:
+            import wandb
+
+            media = {key: wandb.Video(str(path), format="mp4") for key, path in videos.items()}
+            self._wandb.log(media, step=int(step))
+        except Exception as error:  # noqa: BLE001 — a failed upload must not stop training
+            warnings.warn(f"W&B video logging failed ({error!s:.200})", stacklevel=2)
+
     def close(self) -> None:
         if self._wandb is not None:
             try:
@@ -162,6 +174,33 @@ class RunLogger:
             except Exception:  # noqa: BLE001
                 pass
             self._wandb = None
+
+
+def log_videos_to_run(run_dir: Path, wandb_config: WandbConfig, videos: dict[str, Path]) -> str | None:
+    """Add videos to the W&B run a finished run logged to (its `wandb_run_id`), after its last step; returns
+    the run id, or None when the run has no W&B run or W&B is off or fails (a warning says why)."""
+    id_file = Path(run_dir) / "wandb_run_id"
+    mode = resolve_mode(wandb_config.mode)
+    if mode == "disabled" or not id_file.exists() or not videos:
+        return None
+    try:
+        import wandb
+
+        run = wandb.init(
+            project=wandb_config.project,
+            entity=wandb_config.entity,
+            id=id_file.read_text().strip(),
+            resume="allow",
+            dir=str(run_dir),
+            mode=mode,
+            settings=wandb.Settings(silent=True, console="off", init_timeout=WANDB_INIT_TIMEOUT_S),
+        )
+        run.log({key: wandb.Video(str(path), format="mp4") for key, path in videos.items()})
+        run.finish()
+        return run.id
+    except Exception as error:  # noqa: BLE001 — the files are written whatever W&B does
+        warnings.warn(f"W&B video logging failed ({error!s:.200}); the files are in {run_dir}", stacklevel=2)
+        return None
 
 
 def truncate_log(path: Path, size: int) -> int:

@@ -62,6 +62,9 @@ class LoopConfig:
     presets: 16, with returns). 0: off. Multi-task agents (not the meta-RL ones)."""
     log_every_steps_per_task: int = 5_000
     """Emit training metrics every so many steps per task."""
+    video_every_steps_per_task: int = 0
+    """Film the policy every so many steps per task and at the end (greedy episodes, one per task, into
+    `RUN_DIR/videos/step-<step>/` and W&B; Meta-World and MiniGrid); 0: never."""
     checkpoint_every_steps_per_task: int = 50_000
     """Write a resumable checkpoint every so many steps per task (and at the end, and on SIGINT/SIGTERM)."""
     meta_adaptation_episodes: int = 10
@@ -80,6 +83,8 @@ class Hooks:
     progress: Callable[[int, dict[str, float]], None] = lambda step, metrics: None
     stop_requested: Callable[[], bool] = lambda: False
     """Polled after every iteration: true stops the run after a checkpoint (how SIGTERM is handled)."""
+    video: Callable[[int, Any], None] = lambda step, state: None
+    """Called with (total env steps, train state) when a video is due (`video_every_steps_per_task`)."""
     evaluation_progress: Callable[[str, int, int], None] | None = None
     """Called from inside evaluations with (protocol, episode rounds done, rounds in all) after each round;
     None leaves the compiled evaluations free of host callbacks (which the compilation cache cannot keep)."""
@@ -120,6 +125,9 @@ def check_loop_config(config: LoopConfig, envs_per_task: int) -> None:
         value = getattr(config, field)
         if value < 0:
             raise ValueError(f"loop.{field} must be >= 0 (0: only at the end), got {value}")
+    if config.video_every_steps_per_task < 0:
+        value = config.video_every_steps_per_task
+        raise ValueError(f"loop.video_every_steps_per_task must be >= 0 (0: never), got {value}")
     if config.warmup_actions not in WARMUP_ACTIONS:
         raise ValueError(
             f"unknown loop.warmup_actions {config.warmup_actions!r}; valid: {', '.join(WARMUP_ACTIONS)}"
@@ -240,6 +248,7 @@ class Schedule:
     checkpoint_every: int
     last_log_time: float
     last_log_step: int
+    video_every: int = 0
 
     @classmethod
     def of(cls, config: LoopConfig, hooks: Hooks, spec: EnvSpec, steps_per_iteration: int, iterations: int,
@@ -251,6 +260,7 @@ class Schedule:
             eval_every=every(config.eval_every_steps_per_task),
             checkpoint_every=every(config.checkpoint_every_steps_per_task),
             last_log_time=time.perf_counter(), last_log_step=(first - 1) * steps_per_iteration,
+            video_every=every(config.video_every_steps_per_task),
         )  # fmt: skip
 
     def total_steps(self, i: int) -> int:
@@ -286,8 +296,12 @@ class Schedule:
             self.last_log_time += time.perf_counter() - start
 
     def end_iteration(self, i: int, state: Any) -> None:
-        """Checkpoint when due, at the end, or on a stop request; then stop with `Interrupted` if asked."""
+        """Film when due; checkpoint when due, at the end, or on a stop request; then stop with `Interrupted`
+        if asked."""
         final, stop = i == self.iterations, self.hooks.stop_requested()
+        if self.video_every and (i % self.video_every == 0 or final):
+            with self.untimed():
+                self.hooks.video(self.total_steps(i), state)
         if final or stop or (self.checkpoint_every and i % self.checkpoint_every == 0):
             self.hooks.checkpoint(self.total_steps(i), state, i)
         if stop and not final:

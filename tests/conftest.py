@@ -14,6 +14,10 @@ import helpers
 import jax
 import pytest
 
+from mtrl import video
+
+video.prefer_headless_gl()  # no display in tests: MuJoCo renders with EGL, chosen before its import
+
 COMPILATION_CACHE = {
     # every program, however quick to compile (the default keeps only those over a second)
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",

@@ -6,6 +6,7 @@ import gymnasium as gym
 import metaworld.evaluation
 import numpy as np
 import pytest
+from PIL import Image
 
 from mtrl.app.cli import main
 from mtrl.app.flags import parse_train_args
@@ -127,7 +128,8 @@ def test_evaluate_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_train_and_evaluate_on_the_native_metaworld_backend(tmp_path, capsys):
-    """`--env.backend native` reaches training, evaluation and `mtrl evaluate` (which rebuilds it)."""
+    """`--env.backend native` reaches training, evaluation and `mtrl evaluate` (which rebuilds it); the run
+    films its policy at the end of training and again with `mtrl evaluate --video`."""
     run_dir = tmp_path / "native"
     flags = dict(zip(TOY_FLAGS[::2], TOY_FLAGS[1::2], strict=True))
     flags.update(
@@ -140,12 +142,27 @@ def test_train_and_evaluate_on_the_native_metaworld_backend(tmp_path, capsys):
             "--loop.eval-envs-per-task": "2",
             "--loop.eval-goals-per-task": "2",
             "--loop.log-every-steps-per-task": "50",
+            "--loop.video-every-steps-per-task": "100",
         }
     )
     args = [item for pair in flags.items() for item in pair]
     native = ["--env.task", "reach-v3", "--env.backend", "native", "--agent", "mt_sac"]
     assert main(["train", *native, *args, "--run-dir", str(run_dir)]) == 0
     assert "Final evaluation" in capsys.readouterr().out
+    # filmed once, at the end (steps_per_task 100): one episode of the run's 150 steps, every 4th step
+    # (80 Hz → 20 fps), the last step showing the next reset: 38 frames of 50 ms
+    assert json.loads((run_dir / "config.json").read_text())["env"]["max_episode_steps"] == 150
+    trained = run_dir / "videos" / "step-100"
+    assert _gif_milliseconds(trained / "reach-v3.gif") == 38 * 50  # Pillow merges repeated frames
+    assert (trained / "reach-v3.mp4").stat().st_size > 10_000
+    filmed = json.loads((trained / "episodes.json").read_text())
+    assert filmed["fps"] == 20 and len(filmed["tasks"]["reach-v3"]["success"]) == 1
+    assert main(["evaluate", str(run_dir), "--video", "--camera", "topview", "--tasks", "reach-v3"]) == 0
+    assert "Filmed episodes" in capsys.readouterr().out
+    again = run_dir / "videos" / "step-100-2"  # the training's videos are kept
+    assert _gif_milliseconds(again / "reach-v3.gif") == 38 * 50 and (trained / "reach-v3.gif").exists()
+    # the same greedy policy and goal from the same state: the episode is the same, filmed from above
+    assert json.loads((again / "episodes.json").read_text())["tasks"] == filmed["tasks"]
     assert json.loads((run_dir / "config.json").read_text())["env"]["backend"] == "native"
     assert main(["evaluate", str(run_dir)]) == 0
     [report] = run_dir.glob("evaluation-*.json")
@@ -170,3 +187,12 @@ def test_train_and_evaluate_on_the_native_metaworld_backend(tmp_path, capsys):
     ours = final["eval/success"]  # mtrl's final evaluation: every goal once, deterministic
     assert 0 < ours < 1 and success > 0
     assert abs(success - ours) <= 3 * np.sqrt(ours * (1 - ours) / episodes), (success, ours)
+
+
+def _gif_milliseconds(path) -> int:
+    gif = Image.open(path)
+    total = 0
+    for index in range(gif.n_frames):
+        gif.seek(index)
+        total += gif.info["duration"]
+    return total

@@ -74,11 +74,13 @@ def final_metrics(run_dir) -> dict:
 
 @pytest.fixture(scope="module")
 def mt3_run(tmp_path_factory):
-    """A tiny MOORE-PPO run on MT3, seeds 3 and 4 vmapped; its directory and what `mtrl train` printed."""
+    """A tiny MOORE-PPO run on MT3, seeds 3 and 4 vmapped, filmed at its end; its directory and what
+    `mtrl train` printed."""
     run_dir = tmp_path_factory.mktemp("mt3") / "run"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         flags = ["--preset", "minigrid-mt3-moore", *TINY, "--num-seeds", "2", "--seed", "3"]
+        flags += ["--loop.video-every-steps-per-task", "16"]
         assert main(["train", *flags, "--run-dir", str(run_dir)]) == 0
     return run_dir, printed.getvalue()
 
@@ -104,6 +106,17 @@ def check_trained_on_the_port_and_evaluated_in_faramas_envs(run_dir, out, tasks)
 
 def test_mt3_trains_two_vmapped_seeds_on_the_port_and_evaluates_in_faramas_envs(mt3_run):
     check_trained_on_the_port_and_evaluated_in_faramas_envs(*mt3_run, MT3)
+
+
+def test_the_episodic_loop_films_the_first_seed_at_the_end(mt3_run):
+    run_dir, _ = mt3_run
+    [filmed] = (run_dir / "videos").iterdir()
+    assert filmed.name == "step-48"  # 16 steps per task, 3 tasks
+    episodes = json.loads((filmed / "episodes.json").read_text())
+    assert episodes["fps"] == 10 and set(episodes["tasks"]) == set(MT3)
+    for task in MT3:
+        assert len(episodes["tasks"][task]["return"]) == 1
+        assert (filmed / f"{task}.mp4").stat().st_size > 1000 and (filmed / f"{task}.gif").exists()
 
 
 # MT3 above is the same program with fewer generators; the seven are tested in test_minigrid_env.py

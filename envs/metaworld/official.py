@@ -18,6 +18,8 @@ vmapped (ordered effects). Checkpoints store the host's state beside the JAX sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,7 +29,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from mtrl.types import EnvSpec, TimeStep
 
-from . import snapshot
+from . import render, snapshot
 from .benchmarks import (
     ACTION_SIZE,
     EPISODE_LENGTH,
@@ -162,6 +164,7 @@ class OfficialEnv:
     """Batched Meta-World on metaworld's own envs; `reset`/`step` trace under jit and scan."""
 
     vmappable = False  # the host steps the envs (io_callback)
+    render_fps = 80  # env steps per second of simulated time (metaworld's metadata): videos play in real time
 
     def __init__(
         self,
@@ -180,6 +183,7 @@ class OfficialEnv:
         self.schedule = self.bookkeeping.schedule
         # a Python loop over reset/step runs one compiled program per call; traced (jit, scan) they inline
         self.reset, self.step = jax.jit(self.reset), jax.jit(self.step)
+        self._frames: render.MujocoFrames | None = None  # made by the first `render`
 
     def reset(self, key: jax.Array) -> tuple[OfficialState, TimeStep]:
         n = self.spec.num_envs
@@ -220,6 +224,22 @@ class OfficialEnv:
         """Put the host envs back where they were when `host_state` gave `saved` and `state` was current."""
         self.host.restore(saved, np.asarray(state.goal_index))
 
+    def render(
+        self,
+        state: OfficialState,
+        envs: Sequence[int],
+        *,
+        width: int = 320,
+        height: int = 240,
+        camera: str = "corner",
+    ) -> np.ndarray:
+        """uint8 `[len(envs), height, width, 3]`: the envs `envs` (batch indices) as they are now. The physics
+        is on the host, so this is always the latest `state`'s scene; `camera` is one of `render.CAMERAS`."""
+        self._frames = render.reuse(self._frames, self.host.envs, width, height, camera)
+        return self._frames(envs)
+
     def close(self) -> None:
         """Release the host envs; the env cannot be stepped afterwards."""
+        if self._frames is not None:
+            self._frames.close()
         self.host.close()

@@ -9,6 +9,8 @@ given as integers `[envs]`. There is no one-hot task id in the observation: agen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -18,6 +20,7 @@ from mtrl.types import EnvSpec, GoalSchedule, TimeStep
 from . import engine
 from .engine import NUM_ACTIONS, VIEW, Rules, WorldState
 from .layout import Task
+from .render import TILE_PIXELS, world_frame
 
 
 @struct.dataclass
@@ -30,6 +33,7 @@ class MiniGrid:
     """Batched MiniGrid tasks (see module docstring); `reset`/`step` are pure and jittable."""
 
     vmappable = True  # pure JAX: whole training runs can be vmapped over seeds
+    render_fps = 10  # minigrid's metadata: the pace videos play steps at
     schedule = GoalSchedule("random", 1)  # every reset draws a fresh layout
 
     def __init__(self, name: str, tasks: tuple[Task, ...], *, envs_per_task: int = 1):
@@ -104,6 +108,17 @@ class MiniGrid:
             obs, reward, terminated, truncated, success, self.task_id, final_obs, jnp.zeros_like(done)
         )
         return MiniGridState(world, key), step
+
+    def render(self, state: MiniGridState, envs: Sequence[int], *, tile_size: int = TILE_PIXELS) -> list:
+        """uint8 `[height * tile, width * tile, 3]` images of the envs `envs` (batch indices) in `state`, each
+        at its task's own size, as minigrid draws them."""
+        layout = jax.device_get(state.world.layout)
+        frames = []
+        for i in envs:
+            task = self.tasks[int(self.task_id[i])]
+            grid = layout.grid[i, : task.width, : task.height]
+            frames.append(world_frame(grid, layout.agent_pos[i], layout.agent_dir[i], tile_size))
+        return frames
 
     def _observe(self, world: WorldState) -> jax.Array:
         image = jax.vmap(engine.observe)(world, self.rules)

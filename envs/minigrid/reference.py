@@ -14,6 +14,8 @@ state may be stepped, and the env cannot be vmapped (ordered effects): one seed 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -25,6 +27,7 @@ from mtrl.types import EnvSpec, GoalSchedule, TimeStep
 
 from .engine import NUM_ACTIONS, VIEW
 from .layout import Task
+from .render import TILE_PIXELS
 
 OBS_SIZE = VIEW * VIEW * 3
 REPLY_SIZE = 2 * OBS_SIZE + 4  # final_obs, obs, reward, terminated, truncated, success
@@ -79,6 +82,7 @@ class FaramaMiniGrid:
     """Batched MiniGrid on Farama's envs; `reset`/`step` trace under jit and scan (not vmap)."""
 
     vmappable = False  # host envs behind io_callback
+    render_fps = 10  # minigrid's metadata: the pace videos play steps at
     schedule = GoalSchedule("random", 1)  # every reset draws a fresh layout
 
     def __init__(self, name: str, tasks: tuple[Task, ...], *, envs_per_task: int = 1, seed: int = 0):
@@ -133,6 +137,11 @@ class FaramaMiniGrid:
 
     def restore_host_state(self, state: FaramaState, saved: dict) -> None:
         del state, saved  # nothing to restore (`host_state` is None)
+
+    def render(self, state: FaramaState, envs: Sequence[int], *, tile_size: int = TILE_PIXELS) -> list:
+        """Farama's own `get_frame` of the envs `envs` (batch indices): the host holds the latest `state`."""
+        del state
+        return [self.host.envs[i].unwrapped.get_frame(highlight=False, tile_size=tile_size) for i in envs]
 
     def close(self) -> None:
         """Release the host envs; the env cannot be stepped afterwards."""

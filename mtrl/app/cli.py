@@ -4,7 +4,7 @@
 gives a full config, `--agent` swaps in another agent's default config, and tyro turns every remaining field
 into a flag. `mtrl train --resume RUN_DIR` continues a stopped run from its newest checkpoint.
 `mtrl evaluate RUN_DIR` re-evaluates a run's newest checkpoint: every goal of every task (multi-task agents),
-or adaptation on held-out tasks and goals (meta-RL agents).
+or adaptation on held-out tasks and goals (meta-RL agents); `--video [--tasks ...] [--episodes N]` films it.
 `mtrl report RUN_DIR... [--out DIR] [--compare-published]` aggregates runs over seeds with intervals.
 `mtrl sweep FILE [--jobs N] [--dry-run] [--wandb-yaml PATH]` runs (or exports) the sweep FILE defines.
 Exit status: 0 done, 2 bad input, 1 divergence or checkpoint failure, 130 stopped by a signal (resumable).
@@ -18,10 +18,11 @@ from pathlib import Path
 
 from mtrl.app import report, sweep
 from mtrl.app.errors import run_command
-from mtrl.app.evaluate import evaluate_run
+from mtrl.app.evaluate import evaluate_run, film_run
 from mtrl.app.flags import train_command
 from mtrl.app.resume import resume
 from mtrl.app.run import train
+from mtrl.app.videos import VideoRequest
 
 USAGE = (
     "usage: mtrl {train,evaluate,report,sweep} ...  (mtrl train --help, mtrl evaluate --help, "
@@ -71,7 +72,27 @@ def _evaluate(args: list[str]) -> None:
         help="evaluate on another backend of the run's benchmark (e.g. a policy trained on the "
         "MiniGrid port in Farama's own envs: --backend farama; default: the run's own)",
     )
+    parser.add_argument(
+        "--video",
+        action="store_true",
+        help="film greedy episodes instead of scoring: one MP4 and one GIF per task in "
+        "RUN_DIR/videos/step-<checkpoint step>/, also logged to the run's W&B run (Meta-World and MiniGrid)",
+    )
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="with --video: the tasks to film")
+    parser.add_argument("--episodes", type=int, default=1, help="with --video: episodes per task (default 1)")
+    parser.add_argument(
+        "--camera", default=None, help="with --video, Meta-World: the scene camera (default corner)"
+    )
     parsed = parser.parse_args(args)
+    if parsed.video:
+        if parsed.protocol or parsed.backend:
+            parser.error("--video films the run on its own backend; --protocol and --backend do not apply")
+        request = VideoRequest(tuple(parsed.tasks) if parsed.tasks else None, parsed.episodes, parsed.camera)
+        film_run(parsed.run_dir, request)
+        return
+    for flag in ("tasks", "camera"):
+        if getattr(parsed, flag) is not None:
+            parser.error(f"--{flag} is for --video")
     evaluate_run(parsed.run_dir, protocol=parsed.protocol, backend=parsed.backend)
 
 

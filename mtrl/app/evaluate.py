@@ -1,5 +1,5 @@
 """`mtrl evaluate RUN_DIR`: score a run's newest checkpoint again, by its own protocol or another one, on
-its own env backend or another backend of the same benchmark."""
+its own env backend or another backend of the same benchmark; with `--video`, film it instead."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from mtrl.app.config import TrainConfig, load_run_config
 from mtrl.app.progress import TrainingProgress
 from mtrl.app.results import RunResult, finish
 from mtrl.app.run_dir import write_json
+from mtrl.app.videos import Filmer, VideoRequest, print_recordings
+from mtrl.logger import log_videos_to_run
 from mtrl.types import EnvSpec
 
 PROTOCOLS = ("all-goals", "moore", "meta")
@@ -62,6 +64,29 @@ def evaluate_run(
     record = {"checkpoint_step": step, "backend": backend, **metrics}
     write_json(run_dir / f"evaluation-{step}-{stamp}.json", record)
     return finish(run_dir, metrics, console, title=f"Evaluation of checkpoint {step}", plot=False)
+
+
+def film_run(run_dir: Path, request: VideoRequest, console: Console | None = None) -> Path:
+    """Film the newest checkpoint of `run_dir` (greedy episodes, `mtrl.app.videos`); returns the new
+    `videos/step-<step>` directory. Scores nothing else: `mtrl evaluate` without --video does that."""
+    console = console or Console()
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    wiring.check_compatible(config)
+    filmer = Filmer(config, request)
+    filmer.env()  # refuses bad tasks and unfilmable envs before the checkpoint is read
+    train_spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
+    step = checkpoint.latest_step(run_dir)
+    state = checkpoint.restore(run_dir, wiring.agent_template(config, train_spec), step)
+    try:
+        out, recordings = filmer.film(state, run_dir, step)
+    finally:
+        filmer.close()
+    print_recordings(console, out, recordings)
+    videos = {f"video/{r.task}": out / f"{r.task}.mp4" for r in recordings}
+    if log_videos_to_run(run_dir, config.wandb, videos):
+        console.print("logged the MP4s to the run's W&B run")
+    return out
 
 
 def check_protocol(agent_name: str, protocol: str | None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from mtrl import checkpoint, training
-from mtrl.app import wiring
+from mtrl.app import videos, wiring
 from mtrl.app.config import TrainConfig, dotted_fields, load_run_config, to_json
 from mtrl.app.results import RunResult
 from mtrl.app.run import check_memory, run_training, seed_keys
@@ -18,8 +18,8 @@ from mtrl.app.run_dir import exclusive, write_json
 def resume(run_dir: Path, config: TrainConfig | None = None, console: Console | None = None) -> RunResult:
     """Continue `run_dir` from its newest readable checkpoint, exactly as if it had never stopped.
 
-    `config` (default: the run's own) may differ from the stored one only in W&B settings and a larger
-    `loop.steps_per_task`; any other difference is refused, naming the fields.
+    `config` (default: the run's own) may differ from the stored one only in W&B settings, a larger
+    `loop.steps_per_task` and the video cadence; any other difference is refused, naming the fields.
     """
     console = console or Console()
     run_dir = Path(run_dir)
@@ -32,6 +32,8 @@ def _resume(run_dir: Path, config: TrainConfig | None, console: Console) -> RunR
     stored = load_run_config(run_dir)
     config = wiring.with_backend(dataclasses.replace(config or stored, run_dir=run_dir))
     check_resumable(stored, config)
+    if config.loop.video_every_steps_per_task:
+        videos.check_filmable(config)
     train_env, eval_env = wiring.make_envs(config)
     check_memory(config, train_env.spec)
     host = train_env.host_state() is not None
@@ -51,7 +53,8 @@ def _resume(run_dir: Path, config: TrainConfig | None, console: Console) -> RunR
     return run_training(config, run_dir, train_env, eval_env, console, start, restored.loop["metrics_bytes"])
 
 
-RESUMABLE_CHANGES = ("loop.steps_per_task", "wandb.", "run_dir")  # a run directory may be moved
+# a run directory may be moved; videos are filmed apart from training and change none of its numbers
+RESUMABLE_CHANGES = ("loop.steps_per_task", "loop.video_every_steps_per_task", "wandb.", "run_dir")
 
 
 def check_resumable(stored: TrainConfig, config: TrainConfig) -> None:
@@ -64,7 +67,7 @@ def check_resumable(stored: TrainConfig, config: TrainConfig) -> None:
         details = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in refused)
         raise ValueError(
             f"cannot resume {config.run_dir} with a different config: {details}; only "
-            "loop.steps_per_task (larger) and wandb.* may change"
+            "loop.steps_per_task (larger), loop.video_every_steps_per_task and wandb.* may change"
         )
     if config.loop.steps_per_task < stored.loop.steps_per_task:
         raise ValueError(

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from mtrl import checkpoint, episodic_training, resources, training
 from mtrl.agents import moore_ppo
-from mtrl.app import transfer, wiring
+from mtrl.app import transfer, videos, wiring
 from mtrl.app.config import TrainConfig, to_json
 from mtrl.app.progress import TrainingProgress
 from mtrl.app.results import RunResult, finish
@@ -24,6 +24,8 @@ from mtrl.logger import RunLogger
 def train(config: TrainConfig, console: Console | None = None) -> RunResult:
     """Train as `config` says, writing everything into a new run directory."""
     console = console or Console()
+    if config.loop.video_every_steps_per_task:
+        videos.check_filmable(config)  # before MuJoCo is imported (headless GL) and a run dir exists
     train_env, eval_env = wiring.make_envs(config)
     check_memory(config, train_env.spec)
     start = _transfer_start(config, train_env)  # reads the source run before anything is written
@@ -60,6 +62,14 @@ def run_training(config, run_dir, train_env, eval_env, console, start=None, metr
         loop = {"iteration": iteration, "metrics_bytes": logger.position}
         checkpointer.save(step, state, loop=loop, host=train_env.host_state())
 
+    filmer = videos.Filmer(config) if config.loop.video_every_steps_per_task else None
+    if filmer is not None:
+        filmer.env()  # an env without a renderer, or a meta-RL agent, is refused before training starts
+
+    def film(step: int, state) -> None:
+        out, recordings = filmer.film(videos.agent_part(state), run_dir, step)
+        videos.log_to_wandb(logger, step, out, recordings)
+
     total = config.loop.steps_per_task * spec.num_tasks
     done = 0 if start is None else start.iteration * config.loop.steps_per_iteration * spec.num_envs
     try:
@@ -69,6 +79,7 @@ def run_training(config, run_dir, train_env, eval_env, console, start=None, metr
                 checkpoint=save,
                 progress=progress.update,
                 stop_requested=stop.requested,
+                video=film,  # called only when video_every_steps_per_task > 0, i.e. with a filmer
                 evaluation_progress=progress.evaluation if progress.live else None,
             )
             loop = wiring.loop_module(config)
@@ -83,6 +94,8 @@ def run_training(config, run_dir, train_env, eval_env, console, start=None, metr
     finally:
         logger.close()
         checkpointer.close()
+        if filmer is not None:
+            filmer.close()
     return finish(run_dir, final, console, title="Final evaluation")
 
 

@@ -13,6 +13,8 @@ be vmapped, and its physics is not part of a checkpoint.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +24,7 @@ from jaxtyping import Array, Float, Int
 
 from mtrl.types import EnvSpec, TimeStep
 
+from .. import render
 from ..benchmarks import EPISODE_LENGTH, OBS_SIZE, BenchmarkTasks, TaskBookkeeping, make_spec
 from .host import NativeHost
 from .layout import TaskLayout
@@ -68,6 +71,7 @@ class NativeEnv:
     """Batched Meta-World with host physics and JAX observations/rewards; traceable by jit and scan."""
 
     vmappable = False  # the host steps the envs (io_callback)
+    render_fps = 80  # env steps per second of simulated time (metaworld's metadata): videos play in real time
 
     def __init__(
         self,
@@ -89,6 +93,7 @@ class NativeEnv:
         self.schedule = self.bookkeeping.schedule
         # a Python loop over reset/step runs one compiled program per call; traced (jit, scan) they inline
         self.reset, self.step = jax.jit(self.reset), jax.jit(self.step)
+        self._frames: render.MujocoFrames | None = None  # made by the first `render`
 
     def reset(self, key: jax.Array) -> tuple[NativeState, TimeStep]:
         n = self.spec.num_envs
@@ -143,8 +148,24 @@ class NativeEnv:
         """Put the host back where it was when `host_state` gave `saved` and `state` was current."""
         self.host.restore(saved, np.asarray(state.goal_index))
 
+    def render(
+        self,
+        state: NativeState,
+        envs: Sequence[int],
+        *,
+        width: int = 320,
+        height: int = 240,
+        camera: str = "corner",
+    ) -> np.ndarray:
+        """uint8 `[len(envs), height, width, 3]`: the envs `envs` (batch indices) as they are now. The physics
+        is on the host, so this is always the latest `state`'s scene; `camera` is one of `render.CAMERAS`."""
+        self._frames = render.reuse(self._frames, self.host.envs, width, height, camera)
+        return self._frames(envs)
+
     def close(self) -> None:
         """Release the host envs and threads; the env cannot be stepped afterwards."""
+        if self._frames is not None:
+            self._frames.close()
         self.host.close()
 
     def _evaluate(self, state: NativeState, reply: Array, action: Array):
