@@ -25,6 +25,7 @@ from mtrl.types import Env
 
 MAX_FPS = 20
 """Frames per second of the videos at most: a faster env is filmed every k-th step, played in real time."""
+GIF_MAX_WIDTH = 240
 STRIP = 4
 """Height in pixels of the success strip along the bottom of each frame."""
 _GREY, _GREEN = np.array([128, 128, 128], np.uint8), np.array([40, 200, 60], np.uint8)
@@ -178,10 +179,13 @@ def write_mp4(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path:
 
 
 def write_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path:
-    """An endlessly looping GIF (Pillow); GIF delays are whole hundredths of a second."""
+    """An endlessly looping GIF preview (Pillow), shrunk by a whole factor to at most `GIF_MAX_WIDTH` pixels
+    wide: with a 256-colour palette per frame a full-size GIF of a rendered scene is ~50× its MP4. GIF
+    delays are whole hundredths of a second."""
     from PIL import Image
 
-    images = [Image.fromarray(frame) for frame in frames]
+    factor = -(-frames[0].shape[1] // GIF_MAX_WIDTH)
+    images = [Image.fromarray(frame).reduce(factor) for frame in frames]
     duration = max(20, round(1000 / fps / 10) * 10)
     images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0, optimize=False)
     return path
