@@ -7,8 +7,8 @@ The env state therefore never outlives an iteration, and the train state is the 
 
 Evaluation follows the agent's kind: a multi-task agent (MT-PPO, the MiniGrid PPO agents) plays every goal
 of every task deterministically, as in the off-policy loop (`mtrl.evaluation`), and with
-`moore_eval_episodes` also the MOORE authors' sampled protocol (`eval_moore/*`; on MiniGrid with returns,
-their metric); a meta-RL agent (with `adapt`) is scored by
+`moore_eval_episodes` also the MOORE authors' sampled protocol (`eval_moore/*`), each with success and
+return (on MiniGrid the return is their metric); a meta-RL agent (with `adapt`) is scored by
 the held-out protocol (`mtrl.meta_evaluation`) on the test split (`meta_test/*`, the number the Meta-World
 paper reports) and on the train split (`meta_train/*`). Periodic evaluations visit `eval_goals_per_task`
 goals per task; the final one visits every test goal (meta-train stays at `eval_goals_per_task`: on ML45 all
@@ -162,7 +162,6 @@ def make_evaluator(
 
             def evaluate(state, key):
                 successes, returns = jax.device_get(play(state, key))
-                returns = returns if env.spec.procedural else None  # MiniGrid scores returns
                 return evaluation.eval_metrics(env.spec, successes, prefix=prefix, returns=returns)
 
             return evaluate

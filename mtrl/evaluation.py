@@ -151,7 +151,8 @@ def eval_metrics(
 ) -> dict[str, float]:
     """`<prefix>/success` (mean over tasks) and `<prefix>/<task>/success`; prefix `eval` for the all-goals
     protocol (the metric names used everywhere), `eval_moore` for the MOORE authors' protocol. With
-    `returns`, also `<prefix>/return` and `<prefix>/<task>/return` (MiniGrid's headline metric)."""
+    `returns`, also `<prefix>/return` and `<prefix>/<task>/return` (the training loops always pass them;
+    MiniGrid's headline metric, and on Meta-World a curve that moves before success does)."""
     metrics: dict[str, float] = {}
     for name, values in (("success", successes), ("return", returns)):
         if values is None:

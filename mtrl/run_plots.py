@@ -1,5 +1,5 @@
-"""PNG plots of a run: mean success against steps and against wall-clock time, each task's success curve,
-and the per-task success bars of the last evaluation."""
+"""PNG plots of a run: mean success against steps and against wall-clock time, the mean return against
+steps, each task's success curve, and the per-task success bars of the last evaluation."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def plot_run(
 ) -> list[Path]:
     """Write into `run_dir/plots/`: `success_curve.png` (mean over tasks against env steps per task),
     `success_curve_time.png` (the same against wall-clock minutes, for runs that logged it),
+    `return_curve.png` (mean undiscounted return over tasks, where logged: it moves before success does),
     `task_curves.png` (one line per task) and `task_success.png` (bars at the last evaluation).
     Returns the files written.
 
@@ -43,6 +44,11 @@ def plot_run(
         written.append(
             _curve(out / "success_curve_time.png", minutes, mean, xlabel, f"{title} (mean over tasks)")
         )
+    if all(f"{prefix}/return" in r for r in evals):
+        returns = [r[f"{prefix}/return"] for r in evals]
+        heading = f"{title.replace('success', 'return')} (mean over tasks)"
+        path = out / "return_curve.png"
+        written.append(_curve(path, steps, returns, "env steps per task", heading, "mean return"))
     written.append(_task_curves(out / "task_curves.png", evals, steps, task_names, prefix, title))
 
     last = evals[-1]
@@ -59,10 +65,12 @@ def plot_run(
     return written
 
 
-def _curve(path: Path, x: list[float], y: list[float], xlabel: str, title: str) -> Path:
+def _curve(path: Path, x, y, xlabel: str, title: str, ylabel: str = "mean success") -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(x, y, marker="o")
-    ax.set(xlabel=xlabel, ylabel="mean success", ylim=(-0.02, 1.02), title=title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if ylabel == "mean success":
+        ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

@@ -185,7 +185,7 @@ def make_programs(
     def all_goals(episodes: int) -> Callable:
         on_round = evaluation.round_reporter(evaluation_progress, "eval", episodes)
         return functools.partial(
-            evaluation.run_episodes, eval_env, agent, num_episodes=episodes, on_round=on_round
+            evaluation.run_scored_episodes, eval_env, agent, num_episodes=episodes, on_round=on_round
         )
 
     fns = [init, warmup, train, all_goals(periodic), all_goals(final)]
@@ -194,7 +194,7 @@ def make_programs(
         on_round = evaluation.round_reporter(evaluation_progress, "eval_moore", episodes)
         fns.append(
             functools.partial(
-                evaluation.run_episodes,
+                evaluation.run_scored_episodes,
                 moore_eval_env,
                 agent,
                 num_episodes=episodes,
@@ -368,13 +368,12 @@ def train(
     def run_evaluation(i: int) -> dict[str, float]:
         with schedule.untimed():
             evaluate = programs.final_evaluate if i == iterations else programs.evaluate
-            flags = evaluate(state.agent, _fold_in(keys, i))
-            metrics = evaluation.eval_metrics(eval_env.spec, np.asarray(flags))
+            flags, returns = jax.device_get(evaluate(state.agent, _fold_in(keys, i)))
+            metrics = evaluation.eval_metrics(eval_env.spec, flags, returns=returns)
             if programs.moore_evaluate is not None:
-                flags = programs.moore_evaluate(state.agent, _fold_in(_fold_in(keys, i), 1))
-                metrics |= evaluation.eval_metrics(
-                    moore_eval_env.spec, np.asarray(flags), prefix="eval_moore"
-                )
+                played = programs.moore_evaluate(state.agent, _fold_in(_fold_in(keys, i), 1))
+                flags, returns = jax.device_get(played)
+                metrics |= evaluation.eval_metrics(moore_eval_env.spec, flags, "eval_moore", returns)
             schedule.log_evaluation(i, metrics)
         return metrics
 

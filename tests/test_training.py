@@ -69,6 +69,7 @@ def test_run_writes_directory_and_policy_round_trips(tmp_path):
         "success_table.md",
         "plots/success_curve.png",
         "plots/success_curve_time.png",
+        "plots/return_curve.png",
         "plots/task_curves.png",
         "plots/task_success.png",
     ):
@@ -77,6 +78,14 @@ def test_run_writes_directory_and_policy_round_trips(tmp_path):
     elapsed = [r["time/elapsed_s"] for r in records]  # on every line, from the run's start, never backwards
     assert elapsed[0] > 0 and all(b >= a for a, b in zip(elapsed, elapsed[1:], strict=False))
     assert records[-1]["eval/success"] == pytest.approx(result.mean_success)
+    # every evaluation also logs the undiscounted return, per task and as the mean over tasks; the final
+    # table shows both columns
+    tasks = json.loads((run_dir / "spec.json").read_text())["task_names"]
+    for record in (r for r in records if "eval/success" in r):
+        per_task = [record[f"eval/{task}/return"] for task in tasks]
+        assert record["eval/return"] == pytest.approx(np.mean(per_task)) and np.ptp(per_task) > 0
+    table = (run_dir / "success_table.md").read_text()
+    assert "| task | success | return |" in table and all(f"| {task} |" in table for task in tasks)
 
     # the restored policy acts exactly like the trained state did
     policy = load_policy(run_dir)

@@ -125,19 +125,23 @@ def _evaluate_multitask(
         on_round = evaluation.round_reporter(report, "eval" if deterministic else "eval_moore", episodes)
 
         def one_seed(agent_state, key):
-            return evaluation.run_episodes(env, agent, agent_state, key, episodes, deterministic, on_round)
+            return evaluation.run_scored_episodes(
+                env, agent, agent_state, key, episodes, deterministic, on_round
+            )
 
         fn = jax.vmap(one_seed) if config.num_seeds > 1 else one_seed
-        return np.asarray(jax.jit(fn)(state, keys))
+        return jax.device_get(jax.jit(fn)(state, keys))  # success flags, returns
 
     metrics = {}
     if protocol in (None, "all-goals"):
         episodes = evaluation.episodes_per_env(eval_env.spec, eval_env.spec.goals_per_task)
-        metrics |= evaluation.eval_metrics(eval_env.spec, play(eval_env, episodes, True))
+        flags, returns = play(eval_env, episodes, True)
+        metrics |= evaluation.eval_metrics(eval_env.spec, flags, returns=returns)
     if protocol == "moore" or (protocol is None and config.loop.moore_eval_episodes):
         per_task = config.loop.moore_eval_episodes or MOORE_EVAL_EPISODES
         loop = dataclasses.replace(config.loop, moore_eval_episodes=per_task)
         env = wiring.make_moore_eval_env(dataclasses.replace(config, loop=loop))
         episodes = evaluation.sampled_episodes_per_env(env.spec, per_task)
-        metrics |= evaluation.eval_metrics(env.spec, play(env, episodes, False), prefix="eval_moore")
+        flags, returns = play(env, episodes, False)
+        metrics |= evaluation.eval_metrics(env.spec, flags, prefix="eval_moore", returns=returns)
     return metrics

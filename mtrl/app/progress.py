@@ -74,26 +74,46 @@ class TrainingProgress:
         if "eval/success" in metrics:
             fields["success"] = f"success {metrics['eval/success']:.2f}"
             line = f"eval at {step:,} steps: mean success {metrics['eval/success']:.3f}"
+            if "eval/return" in metrics:
+                line += f", return {_number(metrics['eval/return'])}"
             if "eval_moore/return" in metrics:  # MiniGrid: the MOORE authors' metric
-                line += f", MOORE-protocol return {metrics['eval_moore/return']:.3f}"
+                line += f"; MOORE protocol: return {_number(metrics['eval_moore/return'])}"
             self.console.log(line)
         self._progress.update(self._task, completed=step, **fields)
 
 
-def success_table(per_task: dict[str, float], title: str, metric: str = "success") -> Table:
-    """Per-task success (or another metric, e.g. MiniGrid's return) with the mean as the last row."""
+def _number(value: float) -> str:
+    """Success-sized numbers with three decimals, Meta-World-sized returns (hundreds) with one."""
+    return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def _rows(columns: dict[str, dict[str, float]]) -> list[list[str]]:
+    """One row per task and a last row of means over tasks, for every metric column; a column's numbers
+    share one format (`_number` of its largest)."""
+    tasks = list(next(iter(columns.values())))
+    cells = []
+    for values in columns.values():
+        column = [values[task] for task in tasks] + [sum(values.values()) / max(len(values), 1)]
+        decimals = 1 if max(abs(v) for v in column) >= 10 else 3
+        cells.append([f"{v:,.{decimals}f}" for v in column])
+    return [[name, *row] for name, row in zip([*tasks, "mean"], zip(*cells, strict=True), strict=True)]
+
+
+def success_table(columns: dict[str, dict[str, float]], title: str) -> Table:
+    """Per-task values of each metric (`{"success": {task: value}, "return": ...}`), the means last."""
     table = Table(title=title)
     table.add_column("task")
-    table.add_column(metric, justify="right")
-    for task, value in per_task.items():
-        table.add_row(task, f"{value:.3f}")
-    mean = sum(per_task.values()) / max(len(per_task), 1)
-    table.add_row("[bold]mean", f"[bold]{mean:.3f}")
+    for metric in columns:
+        table.add_column(metric, justify="right")
+    *rows, mean = _rows(columns)
+    for row in rows:
+        table.add_row(*row)
+    table.add_row(*(f"[bold]{cell}" for cell in mean))
     return table
 
 
-def markdown_table(per_task: dict[str, float], metric: str = "success") -> str:
-    lines = [f"| task | {metric} |", "|---|---|"]
-    lines += [f"| {task} | {value:.3f} |" for task, value in per_task.items()]
-    mean = sum(per_task.values()) / max(len(per_task), 1)
-    return "\n".join([*lines, f"| **mean** | **{mean:.3f}** |", ""])
+def markdown_table(columns: dict[str, dict[str, float]]) -> str:
+    *rows, mean = _rows(columns)
+    lines = ["| task | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join([*lines, "| " + " | ".join(f"**{cell}**" for cell in mean) + " |", ""])

@@ -46,19 +46,19 @@ def success_per_task(
 
 
 def finish(run_dir, metrics, console, *, title: str, plot: bool = True) -> RunResult:
-    """Print and write a per-task success table for every protocol evaluated; plot the primary one."""
+    """Print and write a per-task table (success, and the return where logged) for every protocol
+    evaluated; plot the primary one."""
     prefix, per_task = success_per_task(metrics)
     sections = []
     for shown in [p for p in PROTOCOL_TITLES if f"{p}/success" in metrics] or [prefix]:
-        shown_title = f"{title}: {PROTOCOL_TITLES[shown][0].lower()}{PROTOCOL_TITLES[shown][1:]}"
-        for metric in ("success", "return"):
-            if f"{shown}/{metric}" not in metrics:
-                continue
-            heading = shown_title if metric == "success" else shown_title.replace("Success", "Return", 1)
-            heading = heading.replace("success,", "return,", 1) if metric == "return" else heading
-            table = success_per_task(metrics, shown, metric)[1]
-            console.print(success_table(table, heading, metric))
-            sections.append(f"# {heading}\n\n{markdown_table(table, metric)}")
+        heading = f"{title}: {PROTOCOL_TITLES[shown][0].lower()}{PROTOCOL_TITLES[shown][1:]}"
+        columns = {metric: success_per_task(metrics, shown, metric)[1] for metric in ("success", "return")}
+        if columns["return"].keys() != columns["success"].keys():  # meta-test logs only a mean return
+            del columns["return"]
+        if "return" in columns:  # the columns say which metric: the title names the protocol only
+            heading = heading.replace("success, ", "", 1)
+        console.print(success_table(columns, heading))
+        sections.append(f"# {heading}\n\n{markdown_table(columns)}")
     (run_dir / "success_table.md").write_text("\n".join(sections))
     if plot:
         run_plots.plot_run(run_dir, read_metrics(run_dir), tuple(per_task), prefix=prefix)
