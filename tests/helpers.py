@@ -8,6 +8,7 @@ Flax init, the linear SAC of the hand-computed loss tests, and the toy-env train
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import flax.linen as nn
 import jax
@@ -18,8 +19,8 @@ from mtrl.agents.sac import SACConfig, SACNetworks
 
 from mtrl import training
 from mtrl.app import wiring
-from mtrl.app.config import EnvConfig, TrainConfig
-from mtrl.logger import WandbConfig
+from mtrl.app.config import EnvConfig, TrainConfig, to_json
+from mtrl.logger import ELAPSED, WandbConfig
 from mtrl.types import EnvSpec, Transition
 
 # --- the agent contract: a 3-task spec and random batches ----------------------------------------------
@@ -185,3 +186,38 @@ def run_loop(config, keys):
         train_env, eval_env, wiring.make_agent(config), config.loop, keys, hooks=hooks
     )
     return state, final, logged
+
+
+# --- run directories written by hand, for `mtrl report` ----------------------------------------------------
+
+TASKS = ("reach", "push", "pick", "door")
+MT4 = EnvConfig(name="MT10")  # the benchmark name matters for grouping and published rows; 4 tasks suffice
+
+
+def write_run(
+    path, agent, seed, task_curves, *, env=MT4, num_seeds=1, seed_means=None, steps=(1000, 2000), elapsed=None
+):
+    """A run directory by hand: `task_curves` is `[evals, tasks]` success (averaged over seeds if vmapped);
+    `elapsed`, the wall-clock seconds of each evaluation, if given."""
+    config = TrainConfig(
+        agent=agent,
+        env=env,
+        seed=seed,
+        num_seeds=num_seeds,
+        run_dir=path,
+        wandb=WandbConfig(project=str(seed)),
+    )
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(to_json(config), default=str))
+    (path / "spec.json").write_text(json.dumps({"task_names": list(TASKS)}))
+    lines = [{"step": 4 * steps[0] // 2, "train/critic_loss": 1.0}]  # a non-eval record is skipped
+    for i, (step, row) in enumerate(zip(steps, np.asarray(task_curves), strict=True)):
+        record = {"step": 4 * step, "env/steps_per_task": step, "eval/success": float(np.mean(row))}
+        record.update({f"eval/{t}/success": float(v) for t, v in zip(TASKS, row, strict=True)})
+        for s, means in enumerate(seed_means or []):
+            record[f"eval/seed{s}/success"] = means[i]
+        if elapsed is not None:
+            record[ELAPSED] = float(elapsed[i])
+        lines.append(record)
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path

@@ -7,19 +7,16 @@ import matplotlib.text
 import numpy as np
 import pytest
 import scipy.stats
+from helpers import write_run
 from mtrl.agents import maml, mh_sac, moore_sac, mt_sac, pearl
 
 from mtrl.app import cli, presets
 from mtrl.app import report as app_report
 from mtrl.app.config import EnvConfig, TrainConfig, to_json
-from mtrl.logger import ELAPSED, WandbConfig, read_metrics
+from mtrl.logger import WandbConfig, read_metrics
 from mtrl.report import plots, published, stats
 from mtrl.report.runs import flatten, read_run_dir
 from mtrl.training import LoopConfig
-
-TASKS = ("reach", "push", "pick", "door")
-MT4 = EnvConfig(name="MT10")  # the benchmark name matters for grouping and published rows; 4 tasks suffice
-
 
 # --- the statistics against independent computations -------------------------------------------------
 
@@ -97,35 +94,6 @@ def test_bad_statistics_input_is_one_line():
 
 
 # --- synthetic run directories with known answers ----------------------------------------------------
-
-
-def write_run(
-    path, agent, seed, task_curves, *, env=MT4, num_seeds=1, seed_means=None, steps=(1000, 2000), elapsed=None
-):
-    """A run directory by hand: `task_curves` is `[evals, tasks]` success (averaged over seeds if vmapped);
-    `elapsed`, the wall-clock seconds of each evaluation, if given."""
-    config = TrainConfig(
-        agent=agent,
-        env=env,
-        seed=seed,
-        num_seeds=num_seeds,
-        run_dir=path,
-        wandb=WandbConfig(project=str(seed)),
-    )
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(json.dumps(to_json(config), default=str))
-    (path / "spec.json").write_text(json.dumps({"task_names": list(TASKS)}))
-    lines = [{"step": 4 * steps[0] // 2, "train/critic_loss": 1.0}]  # a non-eval record is skipped
-    for i, (step, row) in enumerate(zip(steps, np.asarray(task_curves), strict=True)):
-        record = {"step": 4 * step, "env/steps_per_task": step, "eval/success": float(np.mean(row))}
-        record.update({f"eval/{t}/success": float(v) for t, v in zip(TASKS, row, strict=True)})
-        for s, means in enumerate(seed_means or []):
-            record[f"eval/seed{s}/success"] = means[i]
-        if elapsed is not None:
-            record[ELAPSED] = float(elapsed[i])
-        lines.append(record)
-    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    return path
 
 
 def two_methods(tmp_path, seeds=5):

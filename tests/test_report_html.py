@@ -17,9 +17,9 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
+from helpers import TASKS, write_run
 from mtrl.agents import mt_sac
 from PIL import Image
-from test_report import TASKS, write_run
 
 from mtrl.app import report as app_report
 from mtrl.report import html as report_html
