@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import jax
 import orbax.checkpoint as ocp
 
+from mtrl import devices
 from mtrl.types import PyTree
 
 
@@ -47,7 +48,8 @@ def _manager(run_dir: Path, *, create: bool, max_to_keep: int | None = None) -> 
 
 
 def _abstract(template: PyTree) -> PyTree:
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    """The restore target: shapes and dtypes of `template`, on the first device (see `devices`)."""
+    return devices.on_first_device(jax.tree.map(ocp.utils.to_shape_dtype_struct, template))
 
 
 class Checkpointer:

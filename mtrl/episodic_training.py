@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mtrl import evaluation
+from mtrl import devices, evaluation
 from mtrl.meta_evaluation import MetaAgent, make_meta_evaluator, meta_metrics
 from mtrl.training import (
     Hooks,
@@ -239,7 +239,9 @@ def train(
     evaluator = make_evaluator(eval_envs, agent, config, num_seeds, hooks.evaluation_progress)
     eval_keys = jax.vmap(_eval_key)(keys) if num_seeds > 1 else _eval_key(keys)
 
-    state = init(keys) if start is None else start.state
+    sharding = devices.seed_sharding(num_seeds)  # vmapped seeds over every local device
+    keys = devices.spread_seeds(keys, sharding)
+    state = init(keys) if start is None else devices.spread_seeds(start.state, sharding)
     first = 1 if start is None else start.iteration + 1
     steps_per_iteration = iteration_steps_per_task(agent, spec)
     iterations = num_iterations(config, agent, spec)

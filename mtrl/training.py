@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtrl import evaluation, offpolicy
+from mtrl import devices, evaluation, offpolicy
 from mtrl.types import Agent, Env, EnvSpec
 
 
@@ -357,7 +357,9 @@ def train(
     programs = make_programs(
         env, eval_env, agent, config, num_seeds, moore_eval_env, hooks.evaluation_progress
     )
-    state = programs.init(keys) if start is None else start.state
+    sharding = devices.seed_sharding(num_seeds)  # vmapped seeds over every local device
+    keys = devices.spread_seeds(keys, sharding)
+    state = programs.init(keys) if start is None else devices.spread_seeds(start.state, sharding)
     first = 1 if start is None else start.iteration + 1
 
     steps_per_iteration = config.steps_per_iteration * spec.envs_per_task  # per task

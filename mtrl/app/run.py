@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from rich.console import Console
 
-from mtrl import checkpoint, episodic_training, resources, training
+from mtrl import checkpoint, devices, episodic_training, resources, training
 from mtrl.agents import moore_ppo
 from mtrl.app import transfer, videos, wiring
 from mtrl.app.config import TrainConfig, to_json
@@ -59,7 +59,7 @@ def run_training(config, run_dir, train_env, eval_env, console, start=None, metr
     checkpointer = checkpoint.Checkpointer(run_dir)
 
     def save(step: int, state, iteration: int) -> None:
-        loop = {"iteration": iteration, "metrics_bytes": logger.position}
+        loop = {"iteration": iteration, "metrics_bytes": logger.position, "devices": devices.spanned(state)}
         checkpointer.save(step, state, loop=loop, host=train_env.host_state())
 
     filmer = videos.Filmer(config) if config.loop.video_every_steps_per_task else None
