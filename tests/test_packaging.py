@@ -124,3 +124,12 @@ def test_envs_and_agents_import_from_the_repository_root_without_the_install():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == [str(ROOT / "envs" / "__init__.py"), str(ROOT / "agents" / "__init__.py")]
+
+
+def test_gpu_extras_pin_the_cuda_plugin_to_the_jax_of_the_install():
+    """`pip install "mtrl[cuda12]"` must not pull another jax: its CUDA plugin only works with the jaxlib of
+    the same version."""
+    [jax_pin] = [d for d in PYPROJECT["project"]["dependencies"] if d.startswith("jax>")]
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    for cuda in ("cuda12", "cuda13"):
+        assert extras[cuda] == [jax_pin.replace("jax", f"jax[{cuda}]", 1)]
