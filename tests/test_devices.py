@@ -48,21 +48,32 @@ def test_seeds_go_to_the_most_devices_that_divide_them():
     assert len(jax.devices()) == 1 and devices.seed_sharding(4) is None  # nothing to split here
 
 
-@pytest.fixture(scope="module")
-def two_device_runs(tmp_path_factory):
-    """Each agent's run, trained in a Python that has two CPU devices."""
-    root = tmp_path_factory.mktemp("two-devices")
+def train_on_two_devices(run_dir, agent: str) -> None:
+    """Train `agent`'s run into `run_dir` in a Python that has two CPU devices."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    for agent, flags in RUNS.items():
-        args = [sys.executable, "-c", TWO_DEVICES, "train", *LOOP, *flags, "--run-dir", str(root / agent)]
-        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, check=False)
-        assert done.returncode == 0, done.stderr[-3000:]
-    return root
+    args = [sys.executable, "-c", TWO_DEVICES, "train", *LOOP, *RUNS[agent], "--run-dir", str(run_dir)]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.parametrize("agent", list(RUNS))
-def test_seeds_split_over_two_devices_log_what_one_device_logs(agent, two_device_runs, tmp_path):
-    split = two_device_runs / agent
+@pytest.fixture(scope="module")
+def mt_sac_on_two_devices(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("two-devices") / "mt_sac"
+    train_on_two_devices(run_dir, "mt_sac")
+    return run_dir
+
+
+def test_off_policy_seeds_split_over_two_devices_log_what_one_device_logs(mt_sac_on_two_devices, tmp_path):
+    check_same_as_on_one_device(mt_sac_on_two_devices, "mt_sac", tmp_path)
+
+
+@pytest.mark.slow  # the episodic loop places its state with the same two `devices` calls as the one above
+def test_episodic_seeds_split_over_two_devices_log_what_one_device_logs(tmp_path):
+    train_on_two_devices(tmp_path / "split", "mt_ppo")
+    check_same_as_on_one_device(tmp_path / "split", "mt_ppo", tmp_path)
+
+
+def check_same_as_on_one_device(split, agent: str, tmp_path) -> None:
     [saved] = checkpoint.steps(split)
     config = load_run_config(split)
     train_env, _ = wiring.make_envs(config)
@@ -91,8 +102,8 @@ def test_seeds_split_over_two_devices_log_what_one_device_logs(agent, two_device
         np.testing.assert_allclose(a, b, rtol=2e-2, atol=1e-4)
 
 
-def test_a_run_trained_on_two_devices_is_evaluated_on_one(two_device_runs):
-    run_dir = two_device_runs / "mt_sac"
+def test_a_run_trained_on_two_devices_is_evaluated_on_one(mt_sac_on_two_devices):
+    run_dir = mt_sac_on_two_devices
     assert main(["evaluate", str(run_dir)]) == 0
     [report] = run_dir.glob("evaluation-*.json")
     final = read_metrics(run_dir)[-1]
