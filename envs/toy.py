@@ -61,6 +61,7 @@ class PointMass:
     """Batched multi-task point mass (see module docstring); `reset`/`step` are pure and jittable."""
 
     vmappable = True  # pure JAX: whole training runs can be vmapped over seeds
+    render_fps = None  # no renderer: a point in a plane is not worth a video
 
     def __init__(
         self,
@@ -154,6 +155,12 @@ class PointMass:
 
     def restore_host_state(self, state, saved: dict) -> None:
         del state, saved  # nothing to restore (`host_state` is None)
+
+    def render(self, state, envs, **options):
+        raise ValueError("the toy env has no renderer (render_fps is None)")
+
+    def close(self) -> None:
+        """Nothing to release: the env is pure JAX."""
 
     def _next_goals(self, key: jax.Array, episodes: jax.Array) -> jax.Array:
         spec = self.spec

@@ -7,10 +7,11 @@ with a leading batch axis (`TimeStep`, `Transition`). Envs and agents only meet 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
 import jax
+import numpy as np
 from flax import struct
 from jaxtyping import Array, Bool, Float, Int
 
@@ -130,6 +131,18 @@ class Env(Protocol):
 
     def restore_host_state(self, state: PyTree, saved: dict) -> None:
         """Put the host side back as `host_state` gave `saved` while `state` was current."""
+        ...
+
+    render_fps: int | None
+    """Env steps per second of simulated time, the pace videos play at; None: the env has no renderer."""
+
+    def render(self, state: PyTree, envs: Sequence[int], **options) -> Sequence[np.ndarray]:
+        """uint8 `[height, width, 3]` images of the envs `envs` (batch indices) as they are in `state`, the
+        latest state (envs whose `render_fps` is not None; options such as Meta-World's `camera`)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the env holds outside JAX (host envs, worker threads, GL contexts)."""
         ...
 
 

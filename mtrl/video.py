@@ -49,7 +49,7 @@ class Recording:
 
 
 def check_renderable(env: Env) -> None:
-    if getattr(env, "render", None) is None:
+    if env.render_fps is None:
         raise ValueError(
             f"{env.spec.name} has no renderer; videos are made of Meta-World and MiniGrid runs (any backend)"
         )

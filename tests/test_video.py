@@ -96,6 +96,21 @@ def test_each_env_is_filmed_for_its_own_episodes():
     assert len(every[0].episodes[0]) == len(range(0, env.tasks[1].max_steps, 5))
 
 
+def test_every_env_declares_whether_it_renders():
+    toy = make("toy")
+    assert toy.render_fps is None
+    toy.close()  # every env can be closed, pure-JAX ones with nothing to release
+    for backend in ("jax", "farama"):  # minigrid's pace; the same world drawn by both backends' renderers
+        env = make("MiniGrid-MT3", backend=backend)
+        state, _ = env.reset(jax.random.key(0))
+        [frame] = env.render(state, [1], tile_size=4)
+        assert env.render_fps == 10 and frame.shape == (env.tasks[1].height * 4, env.tasks[1].width * 4, 3)
+        env.close()
+    meta_world = make("MT1", task="reach-v3")
+    assert meta_world.render_fps == 80  # metaworld's 1 / (frame_skip × timestep): films play in real time
+    meta_world.close()
+
+
 def test_filming_refuses_what_it_cannot_film():
     toy = make("toy")
     with pytest.raises(ValueError, match="toy has no renderer; videos are made of Meta-World and MiniGrid"):

@@ -70,6 +70,9 @@ class MiniGrid:
     def restore_host_state(self, state, saved: dict) -> None:
         del state, saved  # nothing to restore (`host_state` is None)
 
+    def close(self) -> None:
+        """Nothing to release: the env is pure JAX."""
+
     def generate(self, key: jax.Array) -> WorldState:
         """Fresh episodes for every env: each task's generator, vmapped over that task's envs."""
         keys = jax.random.split(key, (len(self.tasks), self.spec.envs_per_task))

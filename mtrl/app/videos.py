@@ -87,7 +87,7 @@ class Filmer:
         return out, recordings
 
     def close(self) -> None:
-        if self._env is not None and hasattr(self._env, "close"):
+        if self._env is not None:
             self._env.close()
 
 
