@@ -25,6 +25,7 @@ LOOP = [
     "--env.name", "toy", "--env.toy-num-tasks", "2", "--env.envs-per-task", "2", "--num-seeds", "2",
     "--loop.eval-envs-per-task", "2", "--loop.eval-goals-per-task", "2",
     "--loop.checkpoint-every-steps-per-task", "0", "--wandb.mode", "disabled",
+    "--loop.moore-eval-episodes", "0", "--loop.no-eval-before-training",  # fewer programs to compile
 ]  # fmt: skip
 RUNS = {  # agent -> its flags: an off-policy and an episodic agent, a few iterations each
     "mt_sac": [
