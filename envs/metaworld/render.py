@@ -73,3 +73,14 @@ def reuse(
     if frames is not None:
         frames.close()
     return MujocoFrames(host_envs, width, height, camera)
+
+
+def render_host_envs(
+    env, state, envs: Sequence[int], *, width: int = 320, height: int = 240, camera: str = "corner"
+) -> np.ndarray:
+    """The `render` method of both Meta-World backends: uint8 `[len(envs), height, width, 3]`, the envs `envs`
+    (batch indices) as they are now. The physics is on the host, so this is always the latest `state`'s
+    scene; `camera` is one of `CAMERAS`. The renderers live on `env._frames` until `env.close()`."""
+    del state
+    env._frames = reuse(env._frames, env.host.envs, width, height, camera)
+    return env._frames(envs)

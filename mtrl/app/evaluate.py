@@ -18,7 +18,7 @@ from mtrl.app.config import TrainConfig, load_run_config
 from mtrl.app.progress import TrainingProgress
 from mtrl.app.results import RunResult, finish
 from mtrl.app.run_dir import write_json
-from mtrl.app.videos import Filmer, VideoRequest, print_recordings
+from mtrl.app.videos import Filmer, VideoRequest, print_recordings, wandb_videos
 from mtrl.logger import log_videos_to_run
 from mtrl.types import EnvSpec
 
@@ -83,8 +83,7 @@ def film_run(run_dir: Path, request: VideoRequest, console: Console | None = Non
     finally:
         filmer.close()
     print_recordings(console, out, recordings)
-    videos = {f"video/{r.task}": out / f"{r.task}.mp4" for r in recordings}
-    if log_videos_to_run(run_dir, config.wandb, videos):
+    if log_videos_to_run(run_dir, config.wandb, wandb_videos(out, recordings)):
         console.print("logged the MP4s to the run's W&B run")
     return out
 

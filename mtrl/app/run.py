@@ -67,8 +67,8 @@ def run_training(config, run_dir, train_env, eval_env, console, start=None, metr
         filmer.env()  # an env without a renderer, or a meta-RL agent, is refused before training starts
 
     def film(step: int, state) -> None:
-        out, recordings = filmer.film(videos.agent_part(state), run_dir, step)
-        videos.log_to_wandb(logger, step, out, recordings)
+        out, recordings = filmer.film(state.agent, run_dir, step)  # both loops keep the agent as `.agent`
+        logger.log_videos(step, videos.wandb_videos(out, recordings))
 
     total = config.loop.steps_per_task * spec.num_tasks
     done = 0 if start is None else start.iteration * config.loop.steps_per_iteration * spec.num_envs

@@ -91,11 +91,6 @@ class Filmer:
             self._env.close()
 
 
-def agent_part(train_state):
-    """The agent's state inside a training loop's state (both loops keep it as `.agent`)."""
-    return train_state.agent
-
-
 def print_recordings(console: Console, out: Path, recordings: list[video.Recording]) -> None:
     table = Table(title=f"Filmed episodes (greedy actions) in {out}")
     for column in ("task", "success", "return", "files"):
@@ -110,6 +105,6 @@ def print_recordings(console: Console, out: Path, recordings: list[video.Recordi
     console.print(table)
 
 
-def log_to_wandb(logger, step: int, out: Path, recordings: list[video.Recording]) -> None:
-    """Send the MP4s to the run's W&B run (nothing when W&B is off for the run)."""
-    logger.log_videos(step, {f"video/{r.task}": out / f"{r.task}.mp4" for r in recordings})
+def wandb_videos(out: Path, recordings: list[video.Recording]) -> dict[str, Path]:
+    """The MP4 of each filmed task under its W&B key, `video/<task>`."""
+    return {f"video/{r.task}": out / f"{r.task}.mp4" for r in recordings}

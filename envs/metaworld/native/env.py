@@ -13,8 +13,6 @@ be vmapped, and its physics is not part of a checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -148,19 +146,7 @@ class NativeEnv:
         """Put the host back where it was when `host_state` gave `saved` and `state` was current."""
         self.host.restore(saved, np.asarray(state.goal_index))
 
-    def render(
-        self,
-        state: NativeState,
-        envs: Sequence[int],
-        *,
-        width: int = 320,
-        height: int = 240,
-        camera: str = "corner",
-    ) -> np.ndarray:
-        """uint8 `[len(envs), height, width, 3]`: the envs `envs` (batch indices) as they are now. The physics
-        is on the host, so this is always the latest `state`'s scene; `camera` is one of `render.CAMERAS`."""
-        self._frames = render.reuse(self._frames, self.host.envs, width, height, camera)
-        return self._frames(envs)
+    render = render.render_host_envs  # the same for both backends: MuJoCo draws the host envs' MjData
 
     def close(self) -> None:
         """Release the host envs and threads; the env cannot be stepped afterwards."""
