@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -17,10 +18,10 @@ import numpy as np
 from mtrl.agents import AGENTS
 from mtrl.agents.sac import SACConfig, SACNetworks
 
-from mtrl import training
+from mtrl import checkpoint, training
 from mtrl.app import wiring
-from mtrl.app.config import EnvConfig, TrainConfig, to_json
-from mtrl.logger import ELAPSED, WandbConfig
+from mtrl.app.config import EnvConfig, TrainConfig, load_run_config, to_json
+from mtrl.logger import ELAPSED, WandbConfig, read_metrics, without_wall_clock
 from mtrl.types import EnvSpec, Transition
 
 # --- the agent contract: a 3-task spec and random batches ----------------------------------------------
@@ -221,3 +222,40 @@ def write_run(
         lines.append(record)
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     return path
+
+
+# --- runs stopped and resumed: toy flags for `mtrl train`, and the bit-identity check -------------------
+
+# ~13 checkpoints, 20 log lines and 4 evaluations in 4,000 steps per task
+RESUMABLE_TOY_FLAGS = """
+    --agent mt_sac --agent.hidden-sizes 32 32 --agent.initial-alpha 0.1
+    --env.name toy --env.envs-per-task 4 --env.toy-num-tasks 4
+    --loop.steps-per-task 4000 --loop.warmup-steps-per-task 400 --loop.steps-per-iteration 25
+    --loop.batch-per-task 32 --loop.replay-per-task 3000 --loop.eval-every-steps-per-task 1000
+    --loop.eval-envs-per-task 10 --loop.eval-goals-per-task 10
+    --loop.log-every-steps-per-task 200 --loop.checkpoint-every-steps-per-task 300 --wandb.mode disabled
+""".split()
+
+
+def without_timing(records: list[dict]) -> list[dict]:
+    return [without_wall_clock(record) for record in records]
+
+
+def assert_same_run(reference: Path, resumed: Path) -> None:
+    """`resumed` logged the same metrics (wall-clock aside) and ended with the same parameters, bit for
+    bit, as `reference`."""
+    expected, got = without_timing(read_metrics(reference)), without_timing(read_metrics(resumed))
+    assert [r["step"] for r in got] == [r["step"] for r in expected]  # nothing missing, nothing twice
+    assert got == expected
+    config = load_run_config(reference)
+    template = wiring.agent_template(
+        config, EnvSpec.from_dict(json.loads((reference / "spec.json").read_text()))
+    )
+    final = checkpoint.latest_step(reference)
+    assert checkpoint.latest_step(resumed) == final
+    for a, b in zip(
+        jax.tree.leaves(checkpoint.restore(reference, template)),
+        jax.tree.leaves(checkpoint.restore(resumed, template)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)

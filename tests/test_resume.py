@@ -22,23 +22,15 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from helpers import RESUMABLE_TOY_FLAGS, assert_same_run, without_timing
 from mtrl.agents import mt_sac
 
 from mtrl import checkpoint, training
 from mtrl.app import cli, run, wiring
 from mtrl.app.config import EnvConfig, TrainConfig, load_run_config
 from mtrl.app.resume import resume
-from mtrl.logger import WandbConfig, read_metrics, without_wall_clock
-from mtrl.types import EnvSpec
+from mtrl.logger import WandbConfig, read_metrics
 
-TOY_FLAGS = """
-    --agent mt_sac --agent.hidden-sizes 32 32 --agent.initial-alpha 0.1
-    --env.name toy --env.envs-per-task 4 --env.toy-num-tasks 4
-    --loop.steps-per-task 4000 --loop.warmup-steps-per-task 400 --loop.steps-per-iteration 25
-    --loop.batch-per-task 32 --loop.replay-per-task 3000 --loop.eval-every-steps-per-task 1000
-    --loop.eval-envs-per-task 10 --loop.eval-goals-per-task 10
-    --loop.log-every-steps-per-task 200 --loop.checkpoint-every-steps-per-task 300 --wandb.mode disabled
-""".split()
 # Meta-World on metaworld's own envs: 2 envs of reach-v3, 50 steps per task per iteration, two resets per env.
 METAWORLD_FLAGS = """
     --agent mt_sac --agent.hidden-sizes 32 32
@@ -93,10 +85,6 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
     return process.returncode, output.decode(errors="replace")
 
 
-def without_timing(records: list[dict]) -> list[dict]:
-    return [without_wall_clock(record) for record in records]
-
-
 def kill_after(process: subprocess.Popen, run_dir: Path, lines: int, signum: int) -> None:
     """Send `signum` once the run has a checkpoint and `lines` metric lines (an arbitrary point)."""
     metrics = run_dir / "metrics.jsonl"
@@ -126,32 +114,14 @@ def crash_and_resume(flags: list[str], run_dir: Path, lines: int, signum: int) -
     return output
 
 
-def assert_same_run(reference: Path, resumed: Path) -> None:
-    expected, got = without_timing(read_metrics(reference)), without_timing(read_metrics(resumed))
-    assert [r["step"] for r in got] == [r["step"] for r in expected]  # nothing missing, nothing twice
-    assert got == expected
-    config = load_run_config(reference)
-    template = wiring.agent_template(
-        config, EnvSpec.from_dict(json.loads((reference / "spec.json").read_text()))
-    )
-    final = checkpoint.latest_step(reference)
-    assert checkpoint.latest_step(resumed) == final
-    for a, b in zip(
-        jax.tree.leaves(checkpoint.restore(reference, template)),
-        jax.tree.leaves(checkpoint.restore(resumed, template)),
-        strict=True,
-    ):
-        np.testing.assert_array_equal(a, b)
-
-
 @pytest.fixture(scope="module")
 def toy_reference(tmp_path_factory) -> Path:
-    return uninterrupted(TOY_FLAGS, tmp_path_factory.mktemp("toy") / "reference")
+    return uninterrupted(RESUMABLE_TOY_FLAGS, tmp_path_factory.mktemp("toy") / "reference")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_toy_run_killed_and_resumed_matches_uninterrupted_run(toy_reference, tmp_path, signum):
-    output = crash_and_resume(TOY_FLAGS, tmp_path / "crashed", lines=9, signum=signum)
+    output = crash_and_resume(RESUMABLE_TOY_FLAGS, tmp_path / "crashed", lines=9, signum=signum)
     assert_same_run(toy_reference, tmp_path / "crashed")
     if signum == signal.SIGTERM:
         assert "continue with: mtrl train --resume" in output
@@ -175,7 +145,7 @@ def test_episodic_meta_run_killed_and_resumed_matches_uninterrupted_run(tmp_path
 
 def test_resuming_a_run_that_is_still_training_is_refused(tmp_path, capsys):
     run_dir = tmp_path / "live"
-    victim = mtrl_train([*TOY_FLAGS, "--run-dir", str(run_dir)])
+    victim = mtrl_train([*RESUMABLE_TOY_FLAGS, "--run-dir", str(run_dir)])
     try:
         kill_after(victim, run_dir, lines=2, signum=0)  # signal 0: only wait until it is well under way
         assert cli.main(["train", "--resume", str(run_dir)]) == 2

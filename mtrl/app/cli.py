@@ -6,7 +6,8 @@ into a flag. `mtrl train --resume RUN_DIR` continues a stopped run from its newe
 `mtrl evaluate RUN_DIR` re-evaluates a run's newest checkpoint: every goal of every task (multi-task agents),
 or adaptation on held-out tasks and goals (meta-RL agents); `--video [--tasks ...] [--episodes N]` films it.
 `mtrl report RUN_DIR... [--out DIR] [--compare-published]` aggregates runs over seeds with intervals.
-`mtrl sweep FILE [--jobs N] [--dry-run] [--wandb-yaml PATH]` runs (or exports) the sweep FILE defines.
+`mtrl sweep FILE [--jobs N] [--dry-run] [--wandb-yaml PATH] [--launcher slurm ...]` runs (or exports) the
+sweep FILE defines, here or as Slurm jobs.
 Exit status: 0 done, 2 bad input, 1 divergence or checkpoint failure, 130 stopped by a signal (resumable).
 """
 

@@ -15,7 +15,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
@@ -48,8 +47,7 @@ def launch(
     planned = plan(sweep)
     logs = sweep.directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    manifest = json.dumps(_manifest(sweep, planned), indent=2, default=str)
-    (sweep.directory / "sweep.json").write_text(manifest + "\n")
+    write_manifest(sweep, planned)
     skipped = [j.run.name for j in planned if j.action == "done"]
     if skipped:
         console.print(f"skipping {len(skipped)} finished run(s): {', '.join(skipped)}")
@@ -115,14 +113,16 @@ def _finished(job: Job, retries: int, stopping: bool, console: Console) -> None:
     console.print(f"{job.status:<8} {job.run.name} (exit status {code})")
 
 
-def _manifest(sweep: Sweep, jobs: list[Job]) -> dict[str, Any]:
-    return {
+def write_manifest(sweep: Sweep, jobs: list[Job]) -> None:
+    """`<sweep>/sweep.json`: the sweep's runs, their variants, overrides and seeds."""
+    manifest = {
         "name": sweep.name,
         "runs": [
             {"name": j.run.name, "variant": j.run.variant, "overrides": j.run.overrides, "seeds": j.run.seeds}
             for j in jobs
         ],
     }
+    (sweep.directory / "sweep.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def _forward(stop: StopSignals, process: subprocess.Popen, sent: dict[int, int]) -> None:

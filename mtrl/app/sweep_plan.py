@@ -2,7 +2,8 @@
 
 A run directory is finished when its final checkpoint and `success_table.md` exist (done); one with an older
 checkpoint continues with `mtrl train --resume`; one without any checkpoint starts again; one whose pid file
-names a live process on it is busy. A directory whose stored config the sweep no longer gives is refused.
+names a live process on it, or whose job file a pending or running Slurm job, is busy. A directory whose
+stored config the sweep no longer gives is refused.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import sys
 from pathlib import Path
 
 from mtrl import checkpoint
-from mtrl.app import wiring
-from mtrl.app.config import load_run_config
+from mtrl.app import slurm_queue, wiring
+from mtrl.app.config import TrainConfig, load_run_config
 from mtrl.app.flags import checked_flags, to_flags
 from mtrl.app.resume import check_resumable
 from mtrl.app.sweep_grid import RunSpec, Sweep, expand
@@ -51,19 +52,23 @@ class Job:
     process: subprocess.Popen | None = None
     restarts: int = 0
     returncode: int | None = None
+    slurm_job: str | None = None
+    """The Slurm job working on the run (the Slurm launcher), and its state as `squeue` last gave it."""
+    slurm_state: str = ""
 
     @property
     def run_dir(self) -> Path:
         return Path(self.run.config.run_dir)
 
 
-def inspect(run: RunSpec) -> str:
-    """What `run` needs, judged from its directory: done, train, resume, evaluate or busy.
+def inspect(run: RunSpec, *, check_busy: bool = True) -> str:
+    """What `run` needs, judged from its directory: done, train, resume, evaluate or busy (a local process
+    or a pending or running Slurm job is on it; not checked with `check_busy=False`, as that job itself does).
 
     Refuses, naming the run and the fields, a directory whose stored config the sweep no longer gives.
     """
     run_dir = Path(run.config.run_dir)
-    if pid_running(run_dir) is not None:
+    if check_busy and (pid_running(run_dir) is not None or slurm_queue.live_job(run_dir) is not None):
         return "busy"
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return "train"
@@ -88,12 +93,16 @@ def command(job: Job) -> list[str]:
     if job.action == "train":
         return [*cli, "train", *checked_flags(job.run.config)]
     if job.action == "resume":
-        stored = load_run_config(job.run_dir)
-        extra = to_flags(dataclasses.replace(job.run.config, run_dir=stored.run_dir), base=stored)
+        extra = to_flags(resume_config(job), base=load_run_config(job.run_dir))
         return [*cli, "train", "--resume", str(job.run_dir), *extra]
     if job.action == "evaluate":
         return [*cli, "evaluate", str(job.run_dir)]
     raise ValueError(f"no command for action {job.action!r}; valid: train, resume, evaluate")
+
+
+def resume_config(job: Job) -> TrainConfig:
+    """The sweep's config for a run to continue, with the run directory as the run stored it."""
+    return dataclasses.replace(job.run.config, run_dir=load_run_config(job.run_dir).run_dir)
 
 
 def plan(sweep: Sweep) -> list[Job]:

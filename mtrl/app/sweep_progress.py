@@ -1,7 +1,7 @@
 """The live table of a running sweep: runs done / running / queued / failed, each run's steps and success.
 
 It reads only what runs write anyway (`spec.json`, the tail of `metrics.jsonl`), so it also shows runs that
-another launcher started.
+another launcher started; on Slurm, each run's job and its state as `squeue` last gave it.
 """
 
 from __future__ import annotations
@@ -42,16 +42,22 @@ class SweepProgress:
             self._live.update(self.table(), refresh=True)
 
     def table(self) -> Table:
-        counts = {s: sum(j.status == s for j in self.jobs) for s in ("done", "running", "queued", "failed")}
-        title = " · ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(self.jobs)} runs"
+        statuses = ("done", "running", "queued", "failed", "stopped")
+        counts = {s: sum(j.status == s for j in self.jobs) for s in statuses}
+        shown_counts = {s: n for s, n in counts.items() if n or s != "stopped"}
+        title = " · ".join(f"{n} {s}" for s, n in shown_counts.items()) + f" of {len(self.jobs)} runs"
         table = Table(title=title)
-        for column in ("run", "status", "steps", "eval success"):
-            table.add_column(column, justify="left" if column in ("run", "status") else "right")
+        slurm = any(job.slurm_job is not None for job in self.jobs)
+        for column in ("run", "status", *["slurm job"] * slurm, "steps", "eval success"):
+            table.add_column(column, justify="right" if column in ("steps", "eval success") else "left")
         shown = self.jobs if len(self.jobs) <= self.MAX_ROWS else [j for j in self.jobs if j.status != "done"]
         for job in shown[: self.MAX_ROWS]:
             step, total, success = run_progress(job.run_dir, job.run.config)
             steps = f"{step:,}/{total:,}" if total else "-"
-            table.add_row(job.run.name, job.status, steps, "-" if success is None else f"{success:.3f}")
+            job_cell = [f"{job.slurm_job or '-'} {job.slurm_state.lower()}".strip()] * slurm
+            table.add_row(
+                job.run.name, job.status, *job_cell, steps, "-" if success is None else f"{success:.3f}"
+            )
         return table
 
 
