@@ -43,6 +43,7 @@ def make(
     num_tasks: int | None = None,
     reward_version: str = "v2",
     max_episode_steps: int | None = None,
+    seeds: int = 1,
 ):
     """Build the batched env `name` on `backend` (default: the benchmark's first backend).
 
@@ -69,6 +70,9 @@ def make(
             "v1" (official backend only). The toy env has one reward and accepts only "v2".
         max_episode_steps: the episode horizon; None keeps the env's own (Meta-World: 500, at most 500;
             toy: its config's). Episodes truncate after it, never terminate.
+        seeds: how many vmapped seeds will step the env. Pure-JAX envs vmap over any number and ignore it;
+            the native Meta-World backend builds its host batch once per seed (then `vmappable`); the other
+            host backends ignore it (not vmappable: seeds play one after another).
     """
     if name not in ENV_NAMES:
         raise ValueError(f"unknown env {name!r}; valid names: {', '.join(ENV_NAMES)}")
@@ -83,6 +87,8 @@ def make(
         )
     if envs_per_task < 1:
         raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
     if name in MINIGRID_BENCHMARKS:
         return _make_minigrid(
             name,
@@ -126,6 +132,7 @@ def make(
         backend=backend,
         reward_version=reward_version,
         max_episode_steps=max_episode_steps,
+        seeds=seeds,
     )
 
 

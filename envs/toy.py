@@ -61,6 +61,7 @@ class PointMass:
     """Batched multi-task point mass (see module docstring); `reset`/`step` are pure and jittable."""
 
     vmappable = True  # pure JAX: whole training runs can be vmapped over seeds
+    steps_on_host = False  # pure JAX
     render_fps = None  # no renderer: a point in a plane is not worth a video
 
     def __init__(

@@ -4,7 +4,7 @@
 Seeds never exchange data, so splitting them needs no communication and changes no number: seed i computes
 on one device what it would compute alone. The split takes the most devices that divide the seed count (8
 seeds on 4 GPUs use all 4, 6 use 3, 5 use one), so every device holds the same number of seeds.
-Host-stepped envs cannot vmap seeds and are not split.
+Envs that step on the host are not split: their callbacks take the whole seed axis in one call.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
+
+from mtrl.types import Env
 
 SEED_AXIS = "seed"
 
@@ -23,10 +25,10 @@ def seed_devices(num_seeds: int, devices: list | None = None) -> list:
     return devices[:count]
 
 
-def seed_sharding(num_seeds: int) -> NamedSharding | None:
+def seed_sharding(num_seeds: int, env: Env) -> NamedSharding | None:
     """How arrays with a leading seed axis are laid out, or None when there is nothing to split (one seed,
-    or one usable device)."""
-    devices = seed_devices(num_seeds) if num_seeds > 1 else []
+    one usable device, or an env that steps on the host)."""
+    devices = seed_devices(num_seeds) if num_seeds > 1 and not env.steps_on_host else []
     if len(devices) < 2:
         return None
     return NamedSharding(Mesh(np.array(devices), (SEED_AXIS,)), PartitionSpec(SEED_AXIS))

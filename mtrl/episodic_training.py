@@ -156,8 +156,8 @@ def make_evaluator(
                 deterministic=deterministic,
                 on_round=evaluation.round_reporter(evaluation_progress, prefix, episodes),
             )
-            if seeds:  # host-stepped envs (io_callback) cannot vmap: one seed after another
-                play = jax.vmap(play) if env.vmappable else _map_seeds(play)
+            if seeds:
+                play = evaluation.over_seeds(play, env)
             play = jax.jit(play)
 
             def evaluate(state, key):
@@ -228,8 +228,9 @@ def train(
     num_seeds = keys.shape[0] if keys.ndim else 1
     if num_seeds > 1 and not env.vmappable:
         raise ValueError(
-            f"num_seeds={num_seeds} needs a pure-JAX env backend; {spec.name} steps on the host "
-            "(run one seed per process instead)"
+            f"num_seeds={num_seeds} needs an env that vmaps over seeds (pure JAX, or Meta-World's native "
+            f"backend built for {num_seeds} seeds); this {spec.name} env steps on the host (run one seed "
+            "per process instead)"
         )
 
     init = functools.partial(_init, env, agent)
@@ -239,7 +240,7 @@ def train(
     evaluator = make_evaluator(eval_envs, agent, config, num_seeds, hooks.evaluation_progress)
     eval_keys = jax.vmap(_eval_key)(keys) if num_seeds > 1 else _eval_key(keys)
 
-    sharding = devices.seed_sharding(num_seeds)  # vmapped seeds over every local device
+    sharding = devices.seed_sharding(num_seeds, env)  # vmapped seeds over every local device
     keys = devices.spread_seeds(keys, sharding)
     state = init(keys) if start is None else devices.spread_seeds(start.state, sharding)
     first = 1 if start is None else start.iteration + 1
@@ -264,11 +265,6 @@ def train(
                 schedule.log_evaluation(i, eval_metrics)
         schedule.end_iteration(i, state)
     return state, eval_metrics
-
-
-def _map_seeds(play: Callable) -> Callable:
-    """`play(state, key)` over a leading seed axis, sequentially (`lax.map`)."""
-    return lambda state, key: jax.lax.map(lambda args: play(*args), (state, key))
 
 
 def _eval_key(key: jax.Array) -> jax.Array:

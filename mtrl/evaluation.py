@@ -167,3 +167,12 @@ def eval_metrics(
                 for task, value in mean_per_task(spec, seed_values).items():
                     metrics[f"{prefix}/seed{seed}/{task}/{name}"] = value
     return metrics
+
+
+def over_seeds(play: Callable, env: Env) -> Callable:
+    """`play(state, key)` over a leading seed axis: vmapped where `env` vmaps over seeds, otherwise one seed
+    after another (`lax.map`), as host-stepped evaluation envs built for one seed need (a vmapped native
+    env holds a copy of its batch per seed: too many envs for a large evaluation)."""
+    if env.vmappable:
+        return jax.vmap(play)
+    return lambda state, key: jax.lax.map(lambda args: play(*args), (state, key))

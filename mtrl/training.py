@@ -159,8 +159,9 @@ def make_programs(
     """Bind env, agent and config into jitted functions of the train state."""
     if num_seeds > 1 and not env.vmappable:
         raise ValueError(
-            f"num_seeds={num_seeds} needs a pure-JAX env backend; {env.spec.name} steps on the host "
-            "(run one seed per process instead)"
+            f"num_seeds={num_seeds} needs an env that vmaps over seeds (pure JAX, or Meta-World's native "
+            f"backend built for {num_seeds} seeds); this {env.spec.name} env steps on the host (run one seed "
+            "per process instead)"
         )
     iteration = config.steps_per_iteration
     init = functools.partial(offpolicy.init_state, env, agent, replay_capacity=config.replay_per_task)
@@ -202,8 +203,10 @@ def make_programs(
                 on_round=on_round,
             )
         )
-    if num_seeds > 1:
-        fns = [jax.vmap(fn) for fn in fns]
+    if num_seeds > 1:  # training vmapped; each evaluation too where its env vmaps, else seed after seed
+        played_in = [eval_env, eval_env, moore_eval_env][: len(fns) - 3]
+        evaluations = [evaluation.over_seeds(fn, e) for fn, e in zip(fns[3:], played_in, strict=True)]
+        fns = [jax.vmap(fn) for fn in fns[:3]] + evaluations
     programs = Programs(*(jax.jit(fn) for fn in fns))
     if periodic == final:  # one compiled evaluation serves both
         programs = dataclasses.replace(programs, final_evaluate=programs.evaluate)
@@ -357,7 +360,7 @@ def train(
     programs = make_programs(
         env, eval_env, agent, config, num_seeds, moore_eval_env, hooks.evaluation_progress
     )
-    sharding = devices.seed_sharding(num_seeds)  # vmapped seeds over every local device
+    sharding = devices.seed_sharding(num_seeds, env)  # vmapped seeds over every local device
     keys = devices.spread_seeds(keys, sharding)
     state = programs.init(keys) if start is None else devices.spread_seeds(start.state, sharding)
     first = 1 if start is None else start.iteration + 1

@@ -117,8 +117,12 @@ class Env(Protocol):
 
     spec: EnvSpec
     vmappable: bool
-    """Pure JAX (toy, MiniGrid port): a training run can be `jax.vmap`-ed over seeds. Envs that call the host
-    (`io_callback`) cannot."""
+    """A training run can be `jax.vmap`-ed over seeds: pure-JAX envs (toy, MiniGrid port) over any number,
+    the native Meta-World backend over the number it was built for (`envs.make(..., seeds=N)`). Other envs
+    that call the host (`io_callback`) cannot: their seeds play one after another."""
+    steps_on_host: bool
+    """Part of each step runs on the host (`io_callback`): the env's programs stay on one device, so vmapped
+    seeds are not split across devices."""
     schedule: GoalSchedule
 
     def reset(self, key: jax.Array) -> tuple[PyTree, TimeStep]: ...

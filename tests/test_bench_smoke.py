@@ -109,6 +109,14 @@ EXPECTED = {
             r"^env-steps/s; metaworld = gym.make_vec sync",
         ],
     ),
+    "seeds_in_one_program.py": (
+        [],
+        [
+            r"^env\s+seeds\s+ms/iteration\s+vs 1 seed\s+speed-up$",
+            *(rf"^{env}\s+1\s+[\d.]+\s+1\.00x\s+1\.00x$" for env in ("native", "toy")),
+            *(rf"^{env}\s+2\s+[\d.]+\s+[\d.]+x\s+[\d.]+x$" for env in ("native", "toy")),
+        ],
+    ),
     "update_throughput.py": (
         [],
         [

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from mtrl import checkpoint, devices
+from mtrl import checkpoint, devices, envs
 from mtrl.app import wiring
 from mtrl.app.cli import main
 from mtrl.app.config import load_run_config
@@ -46,7 +46,7 @@ TWO_DEVICES = "import sys; from mtrl.app.cli import main; sys.exit(main(sys.argv
 def test_seeds_go_to_the_most_devices_that_divide_them():
     four = ["gpu0", "gpu1", "gpu2", "gpu3"]
     assert [len(devices.seed_devices(n, four)) for n in (1, 2, 4, 5, 6, 8)] == [1, 2, 4, 1, 3, 4]
-    assert len(jax.devices()) == 1 and devices.seed_sharding(4) is None  # nothing to split here
+    assert len(jax.devices()) == 1 and devices.seed_sharding(4, envs.make("toy")) is None  # nothing to split
 
 
 def train_on_two_devices(run_dir, agent: str) -> None:

@@ -20,7 +20,7 @@ from mtrl.agents import AGENTS, mt_sac
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from mtrl import checkpoint, envs
-from mtrl.app import cli, sweep_launcher, sweep_plan
+from mtrl.app import cli, sweep_launcher, sweep_plan, wiring
 from mtrl.app.config import EnvConfig, TrainConfig, to_json
 from mtrl.app.flags import apply_overrides, checked_flags, parse_train_args, to_flags
 from mtrl.app.presets import PRESETS, get_preset
@@ -73,8 +73,13 @@ def test_names_are_deterministic_and_toy_seeds_share_one_vmapped_run():
     ]
     assert [(r.config.seed, r.config.num_seeds) for r in runs] == [(0, 3), (5, 1)] * 2
     assert seed_blocks([3, 1, 2, 7, 8], together=False) == [(1,), (2,), (3,), (7,), (8,)]
+    # Meta-World seeds stay one run each, though the native backend could vmap them (--num-seeds).
+    mt1 = dataclasses.replace(toy, env=EnvConfig(name="MT1", task="reach-v3"))
+    names = [r.name for r in expand(Sweep(name="mt1", base=mt1, seeds=[0, 1]))]
+    assert names == ["s0", "s1"] and wiring.vmaps_seeds(mt1)
     # Which envs vmap is decided without building them; it must agree with the env objects.
     assert envs.make("toy").vmappable and not envs.make("MT1", task="reach-v3").vmappable
+    assert envs.make("MT1", task="reach-v3", seeds=2).vmappable
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ def make_metaworld(
     threads: int | None = None,
     reward_version: str = "v2",
     max_episode_steps: int | None = None,
+    seeds: int = 1,
 ):
     """Build a batched Meta-World benchmark on `backend` ("native", the default, or "official").
 
@@ -63,6 +64,9 @@ def make_metaworld(
         max_episode_steps: the horizon, 1..500: episodes truncate after it and success counts at any
             step within it. None: metaworld's 500 (the Meta-World paper); the MOORE and CARE authors
             use 150.
+        seeds: the vmapped seeds the env will serve. The native backend builds its host batch once per
+            seed and is then `vmappable` over exactly that many (one host call steps them all); the
+            official backend cannot vmap and ignores it (its callers play seeds one after another).
 
     Raises:
         ValueError: on an unknown benchmark, task, split, goal_sampling or backend, envs_per_task < 1,
@@ -94,6 +98,7 @@ def make_metaworld(
             seed=seed,
             threads=threads,
             episode_length=episode_length,
+            seeds=seeds,
         )
     tasks = load_benchmark(benchmark, task=task, split=split, seed=seed)
     return OfficialEnv(

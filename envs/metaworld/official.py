@@ -162,6 +162,7 @@ class OfficialEnv:
     """Batched Meta-World on metaworld's own envs; `reset`/`step` trace under jit and scan."""
 
     vmappable = False  # the host steps the envs (io_callback)
+    steps_on_host = True  # metaworld's envs (io_callback): programs stay on one device
     render_fps = 80  # env steps per second of simulated time (metaworld's metadata): videos play in real time
 
     def __init__(

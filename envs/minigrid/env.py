@@ -33,6 +33,7 @@ class MiniGrid:
     """Batched MiniGrid tasks (see module docstring); `reset`/`step` are pure and jittable."""
 
     vmappable = True  # pure JAX: whole training runs can be vmapped over seeds
+    steps_on_host = False  # pure JAX
     render_fps = 10  # minigrid's metadata: the pace videos play steps at
     schedule = GoalSchedule("random", 1)  # every reset draws a fresh layout
 

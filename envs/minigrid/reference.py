@@ -82,6 +82,7 @@ class FaramaMiniGrid:
     """Batched MiniGrid on Farama's envs; `reset`/`step` trace under jit and scan (not vmap)."""
 
     vmappable = False  # host envs behind io_callback
+    steps_on_host = True  # Farama's envs (io_callback): programs stay on one device
     render_fps = 10  # minigrid's metadata: the pace videos play steps at
     schedule = GoalSchedule("random", 1)  # every reset draws a fresh layout
 

@@ -128,7 +128,7 @@ def _evaluate_multitask(
                 env, agent, agent_state, key, episodes, deterministic, on_round
             )
 
-        fn = jax.vmap(one_seed) if config.num_seeds > 1 else one_seed
+        fn = evaluation.over_seeds(one_seed, env) if config.num_seeds > 1 else one_seed
         return jax.device_get(jax.jit(fn)(state, keys))  # success flags, returns
 
     metrics = {}

@@ -86,7 +86,9 @@ def expand(sweep: Sweep) -> list[RunSpec]:
     """Every run of `sweep`, built and validated; raises ValueError naming the first bad run and field.
 
     Seeds of one config share one run (and one vmapped program) when its env is pure JAX; otherwise each
-    seed is its own run. Run names are deterministic, so a relaunch finds the runs it started before.
+    seed is its own run. (Meta-World's native backend can vmap seeds too, but a sweep keeps them in
+    processes of their own: they then use every core, and the names of existing sweeps' runs stay valid.)
+    Run names are deterministic, so a relaunch finds the runs it started before.
     """
     base = sweep.base_config()
     runs = []
@@ -94,7 +96,7 @@ def expand(sweep: Sweep) -> list[RunSpec]:
         for values in itertools.product(*sweep.grid.values()):
             point = dict(zip(sweep.grid, values, strict=True))
             config, label = _build(sweep, base, variant, point)
-            for block in seed_blocks(sweep.seeds, wiring.vmaps_seeds(config)):
+            for block in seed_blocks(sweep.seeds, wiring.backend_of(config) == "jax"):
                 name = _safe("-".join([label] * bool(label) + [seeds_label(block)]))
                 run_config = dataclasses.replace(
                     config, seed=block[0], num_seeds=len(block), run_dir=sweep.directory / name

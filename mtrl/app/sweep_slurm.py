@@ -58,6 +58,13 @@ class SlurmOptions:
     warning_s: int = 120
     """How long before the time limit the run is told to checkpoint and stop."""
 
+    def __post_init__(self) -> None:
+        if self.time_min * 60 < 2 * self.warning_s:
+            raise ValueError(
+                f"--time {self.time_min} (minutes) leaves too little before the checkpoint warning, which "
+                f"comes {self.warning_s} s before the limit; give at least {-(-self.warning_s // 30)} minutes"
+            )
+
     def parameters(self) -> dict[str, Any]:
         """The options as submitit's executor parameters."""
         given = {

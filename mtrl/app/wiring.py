@@ -25,6 +25,7 @@ from mtrl.types import Agent, AgentTraits, Env, EnvSpec
 MINIGRID_BENCHMARKS = envs.MINIGRID_BENCHMARKS
 MT_BENCHMARKS = ("toy", "MT1", "MT10", "MT25", "MT50", *MINIGRID_BENCHMARKS)
 META_BENCHMARKS = ("toy-ml", "ML1", "ML10", "ML25", "ML45")
+VMAPPING_BACKENDS = ("jax", "native")  # env backends that train several seeds in one vmapped program
 
 
 def traits(agent_name: str) -> AgentTraits:
@@ -54,8 +55,9 @@ def make_env(
     goal_sampling: str = "random",
     episodes_per_goal: int = 1,
     split: str = "train",
+    seeds: int = 1,
 ) -> Env:
-    """The configured benchmark with `envs_per_task` envs per task."""
+    """The configured benchmark with `envs_per_task` envs per task, for `seeds` vmapped seeds."""
     return envs.make(
         env_config.name,
         task=env_config.task,
@@ -68,15 +70,24 @@ def make_env(
         num_tasks=env_config.toy_num_tasks if env_config.name == "toy" else None,
         reward_version=env_config.reward_version,
         max_episode_steps=env_config.max_episode_steps,
+        seeds=seeds,
     )
 
 
 def make_envs(config: TrainConfig) -> tuple[Env, Env | EvalEnvs]:
-    """Training env (random goals) and where the agent is evaluated (every goal once, in turn)."""
+    """Training env (random goals) and where the agent is evaluated (every goal once, in turn).
+
+    The training env is built for the run's seeds (Meta-World native: a copy of the batch per vmapped seed);
+    evaluation envs for one seed: on host backends the seeds then play one after another, so that an
+    evaluation of 10 envs per task does not hold 10 × tasks × seeds simulators."""
     check_trainable(config)
     episodes_per_goal = make_agent(config).episodes_per_goal if is_episodic(config.agent_name) else 1
     train_env = make_env(
-        config.env, config.seed, envs_per_task=config.env.envs_per_task, episodes_per_goal=episodes_per_goal
+        config.env,
+        config.seed,
+        envs_per_task=config.env.envs_per_task,
+        episodes_per_goal=episodes_per_goal,
+        seeds=config.num_seeds,
     )
     return train_env, make_eval_env(config)
 
@@ -86,7 +97,10 @@ def make_eval_env(config: TrainConfig) -> Env | EvalEnvs:
     multi-task agents (`EvalEnvs` for episodic ones), the test and train splits for meta-RL agents."""
     if not is_meta(config.agent_name):
         env = make_env(
-            config.env, config.seed, envs_per_task=config.loop.eval_envs_per_task, goal_sampling="sequential"
+            config.env,
+            config.seed,
+            envs_per_task=config.loop.eval_envs_per_task,
+            goal_sampling="sequential",
         )
         return EvalEnvs(test=env) if is_episodic(config.agent_name) else env
     per_goal = config.loop.meta_adaptation_episodes + config.loop.meta_scored_episodes
@@ -223,14 +237,16 @@ def check_compatible(config: TrainConfig) -> None:
 
 
 def check_trainable(config: TrainConfig) -> None:
-    """`check_compatible`, plus what only training needs: several seeds in one program need a pure-JAX env
-    (evaluating a many-seed checkpoint on a host backend is fine: the seeds then play one after another)."""
+    """`check_compatible`, plus what only training needs: several seeds in one program need an env that
+    vmaps over seeds (evaluating a many-seed checkpoint on another host backend is fine: the seeds then play
+    one after another)."""
     check_compatible(config)
     if config.num_seeds > 1 and not vmaps_seeds(config):
+        vmapping = [b for b in envs.BACKENDS[config.env.name] if b in VMAPPING_BACKENDS]
         raise ValueError(
-            f"--num-seeds {config.num_seeds} trains the seeds in one vmapped program, which needs a pure-JAX "
-            f"env; {config.env.name} on the {backend_of(config)} backend steps on the host: train one seed "
-            "per process (mtrl sweep does) or use a jax backend"
+            f"--num-seeds {config.num_seeds} trains the seeds in one vmapped program, which the "
+            f"{backend_of(config)} backend of {config.env.name} cannot (it steps on the host one seed at a "
+            f"time): train one seed per process (mtrl sweep does) or use --env.backend {vmapping[0]}"
         )
 
 
@@ -246,8 +262,9 @@ def with_backend(config: TrainConfig) -> TrainConfig:
 
 
 def vmaps_seeds(config: TrainConfig) -> bool:
-    """Whether seeds of `config` can train in one vmapped program: on pure-JAX backends (toy, MiniGrid)."""
-    return backend_of(config) == "jax"
+    """Whether seeds of `config` can train in one vmapped program: on pure-JAX backends (toy, MiniGrid) and
+    on Meta-World's native backend (one host call steps every seed's copy of the batch)."""
+    return backend_of(config) in VMAPPING_BACKENDS
 
 
 def agent_template(config: TrainConfig, spec: EnvSpec):

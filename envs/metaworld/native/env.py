@@ -7,16 +7,21 @@ clipped to the observation space), reward (v2) and success, for each task's envs
 `TaskPort`, all inside the jitted rollout. The JAX state carries what metaworld keeps on the env
 object between steps: the previous frame and the episode's constants (target, initial positions).
 
-Like `official`, the physics lives on the host: only the latest state may be stepped, the env cannot
-be vmapped, and its physics is not part of a checkpoint.
+Like `official`, the physics lives on the host: only the latest state may be stepped, and its physics
+is not part of the JAX state (checkpoints store it beside). Unlike `official`, it can train several seeds
+in one program: built with `seeds=N` the host holds N copies of the batch, and under `jax.vmap` over N
+seeds one host call steps every copy (a `custom_vmap` rule hands the callback the whole seed axis).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax import custom_batching
 from jax.experimental import io_callback
 from jaxtyping import Array, Float, Int
 
@@ -65,10 +70,44 @@ def _unpack(block: Array, columns: dict[str, tuple[int, int]]) -> Frame:
     return Frame({name: block[:, start:stop] for name, (start, stop) in columns.items()})
 
 
+def host_call(fn: Callable, reply: jax.ShapeDtypeStruct, copies: int) -> Callable[[Array, Array], Array]:
+    """`call(request, seed_key)`: `fn(request)` on the host, in program order (an ordered io_callback).
+
+    With `copies` > 1 the host holds one batch per seed, so the call is meant for `jax.vmap` over exactly
+    `copies` seeds: the vmap rule calls `fn` once with the whole seed axis (an ordered io_callback cannot
+    itself be vmapped). `seed_key`, the calling seed's key data, is what makes every such call batched, so
+    that it goes through the rule even when all seeds send the same request (an evaluation's first reset:
+    its goal order is fixed). Called without that vmap, the host refuses at run time.
+    """
+    if copies == 1:
+        return lambda request, seed_key: io_callback(fn, reply, request, ordered=True)
+
+    def unbatched(request, seed_key):
+        raise RuntimeError(
+            f"this native env holds {copies} copies of its batch, one per seed: call it under jax.vmap over "
+            f"{copies} seeds (or build it with seeds=1)"
+        )
+
+    @custom_batching.custom_vmap
+    def call(request, seed_key):
+        return io_callback(unbatched, reply, request, seed_key, ordered=True)
+
+    @call.def_vmap
+    def over_seeds(axis_size: int, in_batched: list[bool], request, seed_key):
+        if axis_size != copies:
+            raise ValueError(f"this native env was built for {copies} vmapped seeds, not {axis_size}")
+        if not in_batched[0]:
+            request = jnp.broadcast_to(request, (copies, *request.shape))
+        batched = jax.ShapeDtypeStruct((copies, *reply.shape), reply.dtype)
+        return io_callback(fn, batched, request, ordered=True), True
+
+    return call
+
+
 class NativeEnv:
     """Batched Meta-World with host physics and JAX observations/rewards; traceable by jit and scan."""
 
-    vmappable = False  # the host steps the envs (io_callback)
+    steps_on_host = True  # the physics (io_callback): programs stay on one device
     render_fps = 80  # env steps per second of simulated time (metaworld's metadata): videos play in real time
 
     def __init__(
@@ -81,11 +120,17 @@ class NativeEnv:
         seed: int,
         threads: int | None = None,
         episode_length: int = EPISODE_LENGTH,
+        seeds: int = 1,
     ):
         self.ports = tuple(get_port(name) for name in tasks.task_names)
         self.spec: EnvSpec = make_spec(tasks, envs_per_task, episode_length)
-        self.host = NativeHost(tasks, self.ports, envs_per_task, seed, threads)
+        self.host = NativeHost(tasks, self.ports, envs_per_task, seed, threads, copies=seeds)
         self.layout = self.host.layout
+        self.seeds = seeds
+        self.vmappable = seeds > 1  # over exactly `seeds` seeds: the host holds one batch per seed
+        reply = jax.ShapeDtypeStruct((self.spec.num_envs, self.layout.width), jnp.float32)
+        self._host_reset = host_call(self.host.reset, reply, seeds)
+        self._host_step = host_call(self.host.step, reply, seeds)
         self.goal_visible = tasks.one_hot  # MT: goal in obs and one-hot appended; ML: goal zeroed
         self.bookkeeping = TaskBookkeeping(tasks, self.spec, goal_sampling, episodes_per_goal)
         self.schedule = self.bookkeeping.schedule
@@ -98,7 +143,7 @@ class NativeEnv:
         key, goal_key = jax.random.split(key)
         episodes = jnp.zeros(n, jnp.int32)
         goal_index = self.bookkeeping.next_goals(goal_key, episodes)
-        reply = io_callback(self.host.reset, self._reply_shape(), goal_index, ordered=True)
+        reply = self._host_reset(goal_index, jax.random.key_data(key))
         obs, consts = self._reset_part(reply)
         state = NativeState(jnp.zeros(n, jnp.int32), goal_index, episodes, key, obs[:, :FRAME_SIZE], consts)
         zeros = jnp.zeros(n, bool)
@@ -117,7 +162,7 @@ class NativeEnv:
         goal_index = self.bookkeeping.goals_after_step(goal_key, episodes, truncated, state.goal_index)
         columns = [state.steps[:, None], truncated[:, None], goal_index[:, None]]
         request = jnp.concatenate([action, *columns], axis=1, dtype=jnp.float32)
-        reply = io_callback(self.host.step, self._reply_shape(), request, ordered=True)
+        reply = self._host_step(request, jax.random.key_data(state.key))
         frame, final_obs, reward, success, consts = self._evaluate(state, reply, action)
         reset_obs, reset_consts = self._reset_part(reply)
         done = truncated[:, None]
@@ -202,6 +247,3 @@ class NativeEnv:
     def _reset_part(self, reply: Array) -> tuple[Array, Array]:
         start = self.layout.obs_start
         return reply[:, start : start + OBS_SIZE], reply[:, self.layout.consts_start :]
-
-    def _reply_shape(self) -> jax.ShapeDtypeStruct:
-        return jax.ShapeDtypeStruct((self.spec.num_envs, self.layout.width), jnp.float32)

@@ -74,7 +74,11 @@ def touching_object(data, object_geom: int, left_pad: int, right_pad: int) -> fl
 
 
 class NativeHost:
-    """Metaworld envs of one batched env, task-major, stepped physics-only; called via io_callback."""
+    """Metaworld envs of one batched env, task-major, stepped physics-only; called via io_callback.
+
+    With `copies` > 1 it holds that many copies of the batch, one per vmapped seed, one after another, and
+    steps them all in one call: requests and replies then carry a leading copy axis.
+    """
 
     def __init__(
         self,
@@ -83,12 +87,13 @@ class NativeHost:
         envs_per_task: int,
         seed: int,
         threads: int | None = None,
+        copies: int = 1,
     ):
         self.layout = ReplyLayout(tuple(TaskLayout.of(port) for port in ports))
         self.envs, self.goals, self.constants, reads = [], [], [], []
-        for task, (env_cls, goals, port) in enumerate(
-            zip(tasks.env_classes, tasks.goals, ports, strict=True)
-        ):
+        for task, (env_cls, goals, port) in [
+            *enumerate(zip(tasks.env_classes, tasks.goals, ports, strict=True))
+        ] * copies:
             for _ in range(envs_per_task):
                 env = env_cls(reward_function_version="v2")
                 env.seed(seed)  # as the official backend does
@@ -109,7 +114,7 @@ class NativeHost:
         self.outputs = np.stack([index for index, _ in outputs])
         self.touching = [touching for _, touching in outputs]  # per env: [(column, geoms), ...]
         self._touching_envs = [i for i, touching in enumerate(self.touching) if touching]
-        space = [env.sawyer_observation_space for env in self.envs]
+        space = [env.sawyer_observation_space for env in self.envs[: n // copies]]  # every copy's
         self.obs_low = np.stack([s.low for s in space]).astype(np.float32)
         self.obs_high = np.stack([s.high for s in space]).astype(np.float32)
         self.action_scale = np.array([env.action_scale for env in self.envs], np.float32)[:, None]
@@ -127,14 +132,17 @@ class NativeHost:
 
     def reset(self, goal_index: np.ndarray) -> np.ndarray:
         """Reset every env to its goal configuration; the reply holds reset obs and constants."""
+        goal_index = np.asarray(goal_index)
         reply = np.zeros((len(self.envs), self.layout.width))
-        for i, goal in enumerate(np.asarray(goal_index)):
+        for i, goal in enumerate(goal_index.reshape(-1)):
             self._reset_one(i, int(goal), reply[i])
-        return reply.astype(np.float32)
+        return reply.astype(np.float32).reshape(*goal_index.shape, -1)
 
     def step(self, request: np.ndarray) -> np.ndarray:
         """One physics step of every env, then metaworld's reset where `done` (same-step auto-reset)."""
         request = np.asarray(request)
+        envs_shape = request.shape[:-1]  # [envs], or [copies, envs]
+        request = request.reshape(-1, request.shape[-1])
         action = request[:, :ACTION_SIZE]
         steps, done, goal_index = request[:, ACTION_SIZE:].T.astype(np.int64)
         self._check_in_sync(steps)
@@ -151,7 +159,7 @@ class NativeHost:
         self.pool.run()  # ending envs read their final state and reset inside (`_advance`)
         self._ending = {}
         self._read(np.delete(np.arange(len(self.envs)), ending) if len(ending) else slice(None))
-        return self._reply.astype(np.float32)
+        return self._reply.astype(np.float32).reshape(*envs_shape, -1)
 
     def _advance(self, i: int) -> None:
         """Env i's physics step; at the end of its episode also its reads and metaworld's reset.
@@ -207,7 +215,7 @@ class NativeHost:
 
     def restore(self, saved: dict, goal_index: np.ndarray) -> None:
         """Return to `saved`; each env is first reset to the goal it was playing (see `snapshot.restore`)."""
-        self.reset(goal_index)
+        self.reset(np.asarray(goal_index).reshape(-1))
         for i, env in enumerate(self.envs):
             snapshot.restore(env, saved["envs"][f"env{i}"])
         self.mocap = np.array(saved["mocap"], np.float64)
