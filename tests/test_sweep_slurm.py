@@ -130,6 +130,7 @@ def test_slurm_time_formats(text, minutes):
     ("flags", "named"),
     [
         (["--launcher", "slurm", "--time", "1h"], "'1h'"),
+        (["--launcher", "slurm", "--time", "3"], "--time 3 (minutes) leaves too little"),
         (["--launcher", "slurm", "--mem", "16"], "'16'"),
         (["--launcher", "slurm", "--sbatch", "account"], "'account'"),
         (["--launcher", "slurm", "--retries", "2"], "--retries"),
