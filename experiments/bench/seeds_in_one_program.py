@@ -10,7 +10,7 @@ milliseconds per iteration, the N-seed iteration's cost relative to the 1-seed o
 training the N seeds one after another (N × one seed's time / the N-seed time). On native, the host steps
 every seed's copy of the batch in one call on its thread pool; on toy everything is one XLA program.
 
-`--small`: 2 seeds, 2 iterations, 1 round (a smoke run; its numbers mean nothing).
+`--small`: 2 seeds, 2 iterations, 1 round, one task (a smoke run; its numbers mean nothing).
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ ENVS = {
     "native": EnvConfig(name="MT10", envs_per_task=1, backend="native", max_episode_steps=150),
     "toy": EnvConfig(name="toy", toy_num_tasks=10, envs_per_task=1),
 }
+SMALL_ENVS = {  # --small: one task each, so that the smoke run compiles small programs
+    "native": EnvConfig(name="MT1", task="reach-v3", backend="native", max_episode_steps=150),
+    "toy": EnvConfig(name="toy", toy_num_tasks=1, envs_per_task=1),
+}
 LOOP = training.LoopConfig(  # evaluation is not timed: its env is kept to one env per task
     steps_per_iteration=25,
     batch_per_task=32,
@@ -43,10 +47,10 @@ LOOP = training.LoopConfig(  # evaluation is not timed: its env is kept to one e
 class Timed:
     """One env's training program for `seeds` seeds, compiled, with a replay past one batch."""
 
-    def __init__(self, env: str, seeds: int):
+    def __init__(self, env: EnvConfig, seeds: int):
         config = TrainConfig(
             agent=mt_sac.Config(hidden_sizes=(64, 64)),
-            env=ENVS[env],
+            env=env,
             loop=LOOP,
             num_seeds=seeds,
             wandb=WandbConfig(mode="disabled"),
@@ -71,7 +75,7 @@ class Timed:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--small", action="store_true", help="2 seeds, 2 iterations, 1 round")
+    parser.add_argument("--small", action="store_true", help="2 seeds, 2 iterations, 1 round, 1 task")
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
@@ -83,8 +87,8 @@ def main() -> None:
         f"{iterations} iterations x {rounds} rounds, median"
     )
     print(f"{'env':<8}{'seeds':>6}{'ms/iteration':>14}{'vs 1 seed':>11}{'speed-up':>10}")
-    for env in ENVS:
-        programs = {n: Timed(env, n) for n in (1, seeds)}
+    for env, env_config in (SMALL_ENVS if args.small else ENVS).items():
+        programs = {n: Timed(env_config, n) for n in (1, seeds)}
         times = {n: [] for n in programs}
         for _ in range(rounds):
             for n, timed in programs.items():
