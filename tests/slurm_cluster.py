@@ -1,8 +1,9 @@
 """A real single-node Slurm for the tests: Debian's slurm-wlm and munge, started here, torn down after.
 
 Needs root (the daemons run as root: no cgroups, processes tracked through /proc) and the packages, which
-`.ci/run` installs. Ports are free ones chosen at start, so a cluster of a concurrent test session (or a
-real one on the machine) is left alone; clients find this one through SLURM_CONF.
+`.ci/run` installs. The daemons talk over 127.0.0.1, so the host name need not resolve, on free ports chosen
+at start, so a cluster of a concurrent test session (or a real one on the machine) is left alone; clients
+find this one through SLURM_CONF.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _config(folder: Path, host: str, cpus: int) -> str:
     controller, node = _free_ports(2)
     return f"""\
 ClusterName=mtrltest
-SlurmctldHost={host}
+SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={controller}
 SlurmdPort={node}
 SlurmUser=root
@@ -69,7 +70,7 @@ SelectTypeParameters=CR_Core
 JobRequeue=1
 ReturnToService=2
 KillWait=60
-NodeName={host} CPUs={cpus} State=UNKNOWN
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
 PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
