@@ -118,6 +118,21 @@ def test_runs_stopped_by_slurm_continue_exactly(slurm, tmp_path):
         assert slurm_queue.exit_file(runs / name).read_text().strip() == "0"
 
 
+def test_a_run_that_fails_on_slurm_is_reported_failed(slurm, tmp_path):
+    """A learning rate of 1e30 makes the run diverge in its first update: exit status 1 in its job, `failed`
+    in the launcher's table and exit status, and its log says why."""
+    diverging = [*RESUMABLE_TOY_FLAGS, "--agent.actor-lr", "1e30", "--agent.critic-lr", "1e30"]
+    text = SWEEP_FILE.format(flags=diverging, root=str(tmp_path / "runs"))
+    (tmp_path / "sweep.py").write_text(text.replace('"timed-out": {}, "cancelled": {}', ""))
+    launcher = launch(tmp_path / "sweep.py")
+    output, _ = launcher.communicate(timeout=600)
+    assert launcher.returncode == 1, output[-3000:]
+    assert "0 done · 0 running · 0 queued · 1 failed of 1 runs" in output, output[-3000:]
+    logs = tmp_path / "runs" / "slurm" / "logs"
+    assert "mtrl: error: training diverged at step" in (logs / "preempted-s0.log").read_text()
+    assert (logs / "preempted-s0.exit").read_text().strip() == "1"
+
+
 @pytest.mark.parametrize(
     ("text", "minutes"),
     [("90", 90), ("1:30", 2), ("2:00:00", 120), ("1-0", 1440), ("1-02:30", 1590), ("0-00:00:30", 1)],

@@ -39,6 +39,7 @@ from mtrl.app.sweep_plan import Job, command, inspect, plan, resume_config
 from mtrl.app.sweep_progress import SweepProgress
 
 TIME_LIMIT_SIGNAL = signal.SIGUSR2  # what submitit asks Slurm to send `warning_s` before the time limit
+CONTINUES = "its requeued job, or the sweep launched again, continues it"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +209,11 @@ class SlurmRun:
             log = run_dir.parent / "logs" / f"{self.run.name}.log"
             with _output_to(log), _TimeLimit() as limit:
                 print(f"$ mtrl {' '.join(command(job)[3:])}  # slurm job {_job_id()}", flush=True)
-                status = run_command(lambda: _next_step(job), on_interrupt=lambda _: "its job continues it")
+                try:
+                    status = run_command(lambda: _next_step(job), on_interrupt=lambda _: CONTINUES)
+                except Exception:
+                    slurm_queue.exit_file(run_dir).write_text("1\n")  # a failure, not a stop
+                    raise
             if status == 130 and limit.reached:
                 subprocess.run(["scontrol", "requeue", _job_id()], check=True)  # continues where it stopped
         slurm_queue.exit_file(run_dir).write_text(f"{status}\n")
