@@ -1,5 +1,6 @@
 """`mtrl train` / `mtrl evaluate` as a user runs them: flags, presets, errors, run directories."""
 
+import functools
 import json
 
 import gymnasium as gym
@@ -172,10 +173,12 @@ def test_train_and_evaluate_on_the_native_metaworld_backend(tmp_path, capsys):
 
     # the loaded policy is a metaworld.evaluation Agent: Meta-World's own evaluation loop scores it, and its
     # numbers agree with mtrl's evaluation of the checkpoint within sampling error
-    same_step = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}  # metaworld's loop reads final_info
-    envs = gym.make_vec("Meta-World/MT1", num_envs=2, vectorization_mode="sync", env_name="reach-v3", seed=0,
-                        use_one_hot=True, env_id=0, num_tasks=1, vector_kwargs=same_step,
-                        disable_env_checker=True)  # fmt: skip
+    # built as gym.make_vec("Meta-World/MT1") builds it, but at the run's horizon (metaworld's own is 500):
+    # make_vec's max_episode_steps would add a time limit outside metaworld's episode statistics
+    reach = functools.partial(metaworld.make_mt_envs, "reach-v3", seed=0, use_one_hot=True, env_id=0,
+                              num_tasks=1, max_episode_steps=150)  # fmt: skip
+    envs = gym.vector.SyncVectorEnv([reach, reach], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert envs.get_attr("_max_episode_steps") == (150, 150)
     policy = load_policy(run_dir)
     episodes = 50
     success, _, per_task, returns = metaworld.evaluation.evaluation(policy, envs, num_episodes=episodes)
@@ -183,8 +186,8 @@ def test_train_and_evaluate_on_the_native_metaworld_backend(tmp_path, capsys):
     assert set(per_task) == {"reach-v3"} and len(returns["reach-v3"]) == episodes
     # metaworld's loop draws a goal of reach's 50 for each episode (and stops it at its first success);
     # mtrl plays each of the 50 once: the same success rate, up to binomial sampling error (3 sigma). Even
-    # this barely trained policy reaches some goals (measured: mtrl 0.16, metaworld 0.20 over 50 episodes),
-    # so an adapter that fed the policy the wrong observation would show.
+    # this barely trained policy reaches some goals (measured: mtrl 0.16, metaworld 0.20 over 50 episodes,
+    # both at horizon 150), so an adapter that fed the policy the wrong observation would show.
     ours = final["eval/success"]  # mtrl's final evaluation: every goal once, deterministic
     assert 0 < ours < 1 and success > 0
     assert abs(success - ours) <= 3 * np.sqrt(ours * (1 - ours) / episodes), (success, ours)
