@@ -175,10 +175,12 @@ def test_train_and_evaluate_on_the_native_metaworld_backend(tmp_path, capsys):
     # numbers agree with mtrl's evaluation of the checkpoint within sampling error
     # built as gym.make_vec("Meta-World/MT1") builds it, but at the run's horizon (metaworld's own is 500):
     # make_vec's max_episode_steps would add a time limit outside metaworld's episode statistics
+    horizon = json.loads((run_dir / "config.json").read_text())["env"]["max_episode_steps"]
     reach = functools.partial(metaworld.make_mt_envs, "reach-v3", seed=0, use_one_hot=True, env_id=0,
-                              num_tasks=1, max_episode_steps=150)  # fmt: skip
-    envs = gym.vector.SyncVectorEnv([reach, reach], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    assert envs.get_attr("_max_episode_steps") == (150, 150)
+                              num_tasks=1, max_episode_steps=horizon)  # fmt: skip
+    same_step = gym.vector.AutoresetMode.SAME_STEP  # metaworld's loop reads final_info
+    envs = gym.vector.SyncVectorEnv([reach, reach], autoreset_mode=same_step)
+    assert envs.get_attr("_max_episode_steps") == (horizon, horizon)
     policy = load_policy(run_dir)
     episodes = 50
     success, _, per_task, returns = metaworld.evaluation.evaluation(policy, envs, num_episodes=episodes)
