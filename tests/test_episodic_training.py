@@ -216,9 +216,10 @@ def test_meta_run_with_two_vmapped_seeds_reports_each_seed(tmp_path, maml_run):
         assert abs(returns[1] - returns[0]) > 10 * abs(returns[0] - single[f"{split}/return"])
 
 
-def test_stopped_and_resumed_loop_equals_the_uninterrupted_one():
-    """Stop after the first iteration (as SIGTERM does), restart from its checkpoint: the same final state,
-    the same logged training metrics and the same final evaluation as the uninterrupted run."""
+def test_stopped_and_resumed_loop_equals_the_uninterrupted_one(tmp_path):
+    """Stop after the first iteration (as SIGTERM does), restart from its checkpoint on disk (written and read
+    back as `mtrl train` and `--resume` do): the same final state, the same logged training metrics and the
+    same final evaluation as the uninterrupted run."""
     config = _maml_config(None)
     train_env, eval_envs = wiring.make_envs(config)
     agent = wiring.make_agent(config)
@@ -234,17 +235,20 @@ def test_stopped_and_resumed_loop_equals_the_uninterrupted_one():
     )
     assert int(full.iterations) == episodic_training.num_iterations(loop, agent, train_env.spec) == 2
 
-    saved = {}
+    checkpointer = checkpoint.Checkpointer(tmp_path)
     hooks = Hooks(
         log=logger("stopped"),
-        checkpoint=lambda step, state, iteration: saved.update(state=state, iteration=iteration),
+        checkpoint=lambda step, state, iteration: checkpointer.save(step, state, loop={"iteration": iteration}),
         stop_requested=lambda: True,
     )
     with pytest.raises(Interrupted):
         episodic_training.train(train_env, eval_envs, agent, loop, key, hooks=hooks)
-    assert saved["iteration"] == 1
+    checkpointer.close()
+    template = wiring.train_state_template(config, train_env, key)
+    saved = checkpoint.restore_run(tmp_path, template, host=False)
+    assert saved.loop["iteration"] == 1
     resumed, resumed_eval = episodic_training.train(
-        train_env, eval_envs, agent, loop, key, start=Start(saved["state"], saved["iteration"]),
+        train_env, eval_envs, agent, loop, key, start=Start(saved.train_state, saved.loop["iteration"]),
         hooks=Hooks(log=logger("resumed")),
     )  # fmt: skip
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):

@@ -4,6 +4,7 @@ The reference envs are built here with metaworld's public API only (benchmark cl
 `set_task`, `reset`, `step`, one-hot appended by hand), independently of the backend under test.
 """
 
+import copy
 import functools
 
 import jax
@@ -139,6 +140,27 @@ def test_same_seed_and_key_give_identical_runs_and_other_keys_other_goals():
     env = make_official("MT1", task="reach-v3", seed=5, envs_per_task=4)
     goal_draws = {tuple(np.asarray(env.reset(jax.random.key(k))[0].goal_index)) for k in range(3)}
     assert len(goal_draws) == 3
+
+
+def test_host_state_continues_a_fresh_env_exactly_across_an_episode_boundary():
+    """What `mtrl train --resume` does for this backend: a new env (a new process's), given the JAX state and
+    the `host_state()` of the moment the checkpoint was written, steps on exactly as the env that never
+    stopped, through the next auto-reset."""
+    horizon = 30
+    actions = jax.random.uniform(jax.random.key(3), (2 * horizon, 2, 4), minval=-1, maxval=1)
+    make = functools.partial(make_official, "MT1", task="reach-v3", seed=5, envs_per_task=2)
+    env = make(max_episode_steps=horizon)
+    state, _ = env.reset(jax.random.key(1))
+    state, _ = scan_rollout(env, state, actions[:20])  # mid-episode
+    saved = copy.deepcopy(env.host_state())  # as written to disk: later steps must not change it
+    _, uninterrupted = scan_rollout(env, state, actions[20:])
+    fresh = make(max_episode_steps=horizon)
+    fresh.reset(jax.random.key(2))  # elsewhere, as a resumed run's env is before it is restored
+    fresh.restore_host_state(state, saved)
+    _, resumed = scan_rollout(fresh, state, actions[20:])
+    assert np.asarray(resumed.truncated).any()  # the comparison crosses an episode boundary
+    for field in ("obs", "final_obs", "reward", "success", "truncated"):
+        np.testing.assert_array_equal(getattr(resumed, field), getattr(uninterrupted, field), err_msg=field)
 
 
 def test_stale_state_is_refused():

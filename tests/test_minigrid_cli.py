@@ -23,9 +23,10 @@ import pytest
 from mtrl.agents import moore_ppo
 
 from mtrl import checkpoint
-from mtrl.app import wiring
+from mtrl.app import run, wiring
 from mtrl.app.cli import main
 from mtrl.app.config import load_run_config
+from mtrl.app.flags import train_command
 from mtrl.types import EnvSpec
 
 MT3 = ("MiniGrid-LavaGapS7-v0", "MiniGrid-RedBlueDoors-6x6-v0", "MiniGrid-MemoryS11-v0")
@@ -134,23 +135,28 @@ def leaves_equal(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
+TRANSFER = ["--preset", "minigrid-tl3-5-moore", *TINY, "--loop.moore-eval-episodes", "0"]
+
+
+def restored(run_dir):
+    """The agent state of `run_dir`'s newest checkpoint."""
+    config = load_run_config(run_dir)
+    spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
+    return checkpoint.restore(run_dir, wiring.agent_template(config, spec), checkpoint.latest_step(run_dir))
+
+
 def test_a_transfer_run_starts_from_the_source_seeds_experts(mt3_run, tmp_path, capsys):
+    """What `mtrl train --agent.experts-from` starts from, for two seeds: the source's experts, seed s from
+    seed s, and fresh heads. (Training from it, experts frozen: test_minigrid_transfer.py; the whole
+    command, trained: the slow test below.)"""
     source, _ = mt3_run
-    target = tmp_path / "target"
-    tl = ["train", "--preset", "minigrid-tl3-5-moore", *TINY, "--loop.moore-eval-episodes", "0"]
-    tl += ["--agent.experts-from", str(source)]
-    assert main([*tl, "--num-seeds", "2", "--seed", "3", "--run-dir", str(target)]) == 0
-
-    def restored(run_dir):
-        config = load_run_config(run_dir)
-        spec = EnvSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
-        return checkpoint.restore(
-            run_dir, wiring.agent_template(config, spec), checkpoint.latest_step(run_dir)
-        )
-
-    source_state, target_state = restored(source), restored(target)
-    assert leaves_equal(moore_ppo.experts(source_state), moore_ppo.experts(target_state))  # seed s ← seed s
-    heads = target_state.actor_params["params"]["heads"]
+    tl = ["train", *TRANSFER, "--agent.experts-from", str(source)]
+    config, _ = train_command([*tl[1:], "--num-seeds", "2", "--seed", "3"])
+    train_env, _ = wiring.make_envs(config)
+    start = run.transfer_start(config, train_env)
+    assert start.iteration == 0
+    assert leaves_equal(moore_ppo.experts(restored(source)), moore_ppo.experts(start.state.agent))
+    heads = start.state.agent.actor_params["params"]["heads"]
     assert jnp.asarray(jax.tree.leaves(heads)[0]).shape[0] == 2  # two seeds, fresh heads for 2 tasks
 
     # a seed the source did not train, a source with other experts: one-line errors, nothing is created
@@ -171,6 +177,16 @@ def test_a_transfer_run_starts_from_the_source_seeds_experts(mt3_run, tmp_path, 
     assert main(flags) == 2
     assert f"is unfinished (checkpoint at step {stopped_at} of {last})" in capsys.readouterr().err
     assert not (tmp_path / "from-unfinished").exists()
+
+
+@pytest.mark.slow  # CI: the start above, and training from it in test_minigrid_transfer.py
+def test_a_transfer_run_trains_from_the_source_seeds_experts(mt3_run, tmp_path):
+    source, _ = mt3_run
+    target = tmp_path / "target"
+    tl = ["train", *TRANSFER, "--agent.experts-from", str(source)]
+    assert main([*tl, "--num-seeds", "2", "--seed", "3", "--run-dir", str(target)]) == 0
+    assert leaves_equal(moore_ppo.experts(restored(source)), moore_ppo.experts(restored(target)))
+    assert load_run_config(target).agent.frozen_experts
 
 
 @pytest.mark.slow  # CI covers the farama backend by the evaluation above; training on it is the same loop

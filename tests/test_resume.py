@@ -119,7 +119,13 @@ def toy_reference(tmp_path_factory) -> Path:
     return uninterrupted(RESUMABLE_TOY_FLAGS, tmp_path_factory.mktemp("toy") / "reference")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+# SIGKILL is slow: CI's kill without handlers is test_bench_smoke.py's crash_resume run (the same toy run,
+# killed after a checkpoint, resumed, compared bit for bit)
+@pytest.mark.parametrize(
+    "signum",
+    [pytest.param(signal.SIGKILL, marks=pytest.mark.slow), signal.SIGTERM],
+    ids=["SIGKILL", "SIGTERM"],
+)
 def test_toy_run_killed_and_resumed_matches_uninterrupted_run(toy_reference, tmp_path, signum):
     output = crash_and_resume(RESUMABLE_TOY_FLAGS, tmp_path / "crashed", lines=9, signum=signum)
     assert_same_run(toy_reference, tmp_path / "crashed")
@@ -127,9 +133,11 @@ def test_toy_run_killed_and_resumed_matches_uninterrupted_run(toy_reference, tmp
         assert "continue with: mtrl train --resume" in output
 
 
-@pytest.mark.parametrize(
-    "backend", ["official", pytest.param("native", marks=pytest.mark.slow)], ids=["official", "native"]
-)
+# Slow: CI covers the pieces. A killed `mtrl train` resumed exactly: the toy runs above and the crash_resume
+# bench; an env on the host through the checkpoint: test_native_seeds.py (native, resumed in a new run);
+# the official backend's host envs continued from their saved state: test_metaworld_official.py
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["official", "native"])
 def test_metaworld_run_killed_and_resumed_matches_uninterrupted_run(tmp_path, backend):
     flags = [*METAWORLD_FLAGS, "--env.backend", backend]
     reference = uninterrupted(flags, tmp_path / "reference")
@@ -137,6 +145,9 @@ def test_metaworld_run_killed_and_resumed_matches_uninterrupted_run(tmp_path, ba
     assert_same_run(reference, tmp_path / "crashed")
 
 
+# Slow: CI has the episodic loop stopped and resumed exactly (test_episodic_training.py) and a killed
+# `mtrl train` resumed exactly (the toy run above)
+@pytest.mark.slow
 def test_episodic_meta_run_killed_and_resumed_matches_uninterrupted_run(tmp_path):
     reference = uninterrupted(MAML_FLAGS, tmp_path / "reference")
     crash_and_resume(MAML_FLAGS, tmp_path / "crashed", lines=5, signum=signal.SIGKILL)

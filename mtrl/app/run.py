@@ -28,7 +28,7 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
         videos.check_filmable(config)  # before MuJoCo is imported (headless GL) and a run dir exists
     train_env, eval_env = wiring.make_envs(config)
     check_memory(config, train_env.spec)
-    start = _transfer_start(config, train_env)  # reads the source run before anything is written
+    start = transfer_start(config, train_env)  # reads the source run before anything is written
     run_dir = create_run_dir(config)
     config = wiring.with_backend(dataclasses.replace(config, run_dir=run_dir))
     write_json(run_dir / "config.json", to_json(config))
@@ -39,7 +39,7 @@ def train(config: TrainConfig, console: Console | None = None) -> RunResult:
         return run_training(config, run_dir, train_env, eval_env, console, start=start)
 
 
-def _transfer_start(config: TrainConfig, train_env) -> training.Start | None:
+def transfer_start(config: TrainConfig, train_env) -> training.Start | None:
     """A transfer run (`--agent.experts-from RUN_DIR`) starts from its initial state with the source run's
     expert CNNs in place; every other run starts from `init`."""
     if not wiring.traits(config.agent_name).expert_transfer or config.agent.experts_from is None:
