@@ -236,11 +236,11 @@ def test_stopped_and_resumed_loop_equals_the_uninterrupted_one(tmp_path):
     assert int(full.iterations) == episodic_training.num_iterations(loop, agent, train_env.spec) == 2
 
     checkpointer = checkpoint.Checkpointer(tmp_path)
-    hooks = Hooks(
-        log=logger("stopped"),
-        checkpoint=lambda step, state, iteration: checkpointer.save(step, state, loop={"iteration": iteration}),
-        stop_requested=lambda: True,
-    )
+
+    def save(step, state, iteration):
+        checkpointer.save(step, state, loop={"iteration": iteration})
+
+    hooks = Hooks(log=logger("stopped"), checkpoint=save, stop_requested=lambda: True)
     with pytest.raises(Interrupted):
         episodic_training.train(train_env, eval_envs, agent, loop, key, hooks=hooks)
     checkpointer.close()
