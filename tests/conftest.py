@@ -27,6 +27,44 @@ COMPILATION_CACHE = {
 }
 
 
+# With `-n 2 --dist loadfile` each worker takes whole files in collection order (pyproject turns off
+# xdist's own order, most tests first, which left the few-but-long files for the end). Longest first, the
+# two workers finish together. Roughly by their measured durations; the rest keep pytest's order.
+LONGEST_FIRST = (
+    "test_bench_smoke.py",
+    "test_resume.py",
+    "test_sweep_slurm.py",
+    "test_minigrid_cli.py",
+    "test_training.py",
+    "test_fidelity.py",
+    "test_episodic_training.py",
+    "test_gradient_methods.py",
+    "test_cli.py",
+    "test_agents.py",
+    "test_maml.py",
+    "test_native_seeds.py",
+    "test_env_contract.py",
+    "test_metaworld_native.py",
+    "test_mt_ppo.py",
+    "test_moore_ppo.py",
+    "test_pearl.py",
+    "test_sweep.py",
+    "test_minigrid_env.py",
+    "test_rl2.py",
+    "test_minigrid_transfer.py",
+    "test_meta_evaluation.py",
+    "test_task_weighting.py",
+    "test_metaworld_official.py",
+    "test_devices.py",
+    "test_architectures.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole, in order
+
+
 @pytest.fixture(scope="session", autouse=True)
 def subprocess_compilation_cache(request, tmp_path_factory):
     """Points the JAX of every launched Python at one compilation cache (this process's JAX read its
