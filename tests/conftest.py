@@ -81,6 +81,31 @@ def subprocess_compilation_cache(request, tmp_path_factory):
         yield folder
 
 
+@pytest.fixture(scope="module")
+def compile_into_the_subprocess_cache(subprocess_compilation_cache):
+    """For a module whose tests run in this process what they also launch (`mtrl train` in-process as the
+    reference, then killed or queued copies of it): this process too reads and writes the launched runs'
+    compilation cache while the module runs, so the copies load what the reference compiled. (Programs that
+    call back to the host, as metaworld's envs do, are never cached.)"""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    settings = {  # as the launched runs have them (COMPILATION_CACHE): locked, every program
+        "jax_compilation_cache_dir": str(subprocess_compilation_cache),
+        "jax_persistent_cache_min_compile_time_secs": float(
+            os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]
+        ),
+        "jax_compilation_cache_max_size": int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]),
+    }
+    before = {name: getattr(jax.config, name) for name in settings}
+    for name, value in settings.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+    yield
+    for name, value in before.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def release_compiled_programs():
     """Drop each module's compiled programs when it ends: test modules share almost none, and a worker that

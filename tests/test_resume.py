@@ -50,28 +50,8 @@ MAML_FLAGS = """
 """.split()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compile_once_for_every_process(subprocess_compilation_cache):
-    """While this module runs, this process also reads and writes the launched runs' compilation cache
-    (conftest): a killed run and its resumption compile what the uninterrupted run of the same flags already
-    compiled here. (Programs that call back to the host, as metaworld's envs do, are never cached.)"""
-    from jax.experimental.compilation_cache import compilation_cache
-
-    settings = {  # as the launched runs have them (conftest.COMPILATION_CACHE): locked, every program
-        "jax_compilation_cache_dir": str(subprocess_compilation_cache),
-        "jax_persistent_cache_min_compile_time_secs": float(
-            os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]
-        ),
-        "jax_compilation_cache_max_size": int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]),
-    }
-    before = {name: getattr(jax.config, name) for name in settings}
-    for name, value in settings.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
-    yield
-    for name, value in before.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
+# a killed run and its resumption load what the uninterrupted run of the same flags compiled here
+pytestmark = pytest.mark.usefixtures("compile_into_the_subprocess_cache")
 
 
 def mtrl_train(args: list[str], **kwargs) -> subprocess.Popen:

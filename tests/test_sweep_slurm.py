@@ -37,6 +37,8 @@ SWEEP = Sweep(
     root=Path({root!r}),
 )
 """
+# the three Slurm jobs load what the reference run, trained here first, compiled
+pytestmark = pytest.mark.usefixtures("compile_into_the_subprocess_cache")
 STOPS = {  # run -> the Slurm command that stops it, given its job id
     "preempted-s0": ["scontrol", "requeue"],
     "timed-out-s0": ["scancel", "--signal", "USR2"],

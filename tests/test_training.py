@@ -35,21 +35,28 @@ def test_agent_learns_toy_tasks(agent):
     assert all(np.isfinite(m.get("train/critic_loss", 0.0)) for _, m in logged)
 
 
-def test_vmapped_seeds_match_single_seed_runs():
-    config = toy_config(mt_sac.Config(hidden_sizes=(32, 32)))
+SEED_CHECKS = toy_config(mt_sac.Config(hidden_sizes=(32, 32)))
+
+
+@pytest.fixture(scope="module")
+def seed_4_run():
+    """One MT-SAC toy run from seed 4: the single-seed run the seed checks below compare with."""
+    return run_loop(SEED_CHECKS, jax.random.key(4))
+
+
+def test_vmapped_seeds_match_single_seed_runs(seed_4_run):
     keys = jax.vmap(jax.random.key)(np.array([3, 4]))
-    batched, _, _ = run_loop(config, keys)
-    single, _, _ = run_loop(config, jax.random.key(4))
+    batched, _, _ = run_loop(SEED_CHECKS, keys)
+    single, _, _ = seed_4_run
     leaves_b = jax.tree.leaves(jax.tree.map(lambda x: x[1], batched.agent))
     leaves_s = jax.tree.leaves(single.agent)
     for b, s in zip(leaves_b, leaves_s, strict=True):
         np.testing.assert_allclose(b, s, rtol=2e-4, atol=2e-5)
 
 
-def test_same_seed_same_metrics():
-    config = toy_config(mt_sac.Config(hidden_sizes=(32, 32)))
-    _, _, first = run_loop(config, jax.random.key(7))
-    _, _, second = run_loop(config, jax.random.key(7))
+def test_same_seed_same_metrics(seed_4_run):
+    _, _, first = seed_4_run
+    _, _, second = run_loop(SEED_CHECKS, jax.random.key(4))
 
     def without_timing(logged):
         return [(s, {k: v for k, v in m.items() if k != "env/steps_per_second"}) for s, m in logged]
@@ -133,8 +140,8 @@ def test_unstable_steps_are_counted_per_env_and_cleared_with_the_totals():
     np.testing.assert_array_equal(stats.clear_totals().unstable_steps, [0, 0, 0])
 
 
-def test_training_logs_instabilities_and_a_toy_env_has_none():
-    _, _, logged = run_loop(toy_config(mt_sac.Config(hidden_sizes=(16,))), jax.random.key(0))
+def test_training_logs_instabilities_and_a_toy_env_has_none(seed_4_run):
+    _, _, logged = seed_4_run
     train_lines = [m for _, m in logged if "train/success" in m or "env/steps_per_second" in m]
     assert train_lines and all(m["env/unstable_steps"] == 0 for m in train_lines)
 
@@ -176,7 +183,7 @@ def test_vmapped_evaluation_reports_every_seed_and_task():
     assert metrics["eval/a/success"] == 0.5 and metrics["eval/success"] == 0.375
 
 
-def test_evaluation_before_training_scores_the_untrained_agent_at_step_0():
+def test_evaluation_before_training_scores_the_untrained_agent_at_step_0(seed_4_run):
     """`eval_before_training` logs the untrained agent's evaluation at step 0, and it equals evaluating the
     freshly initialised state directly; without it the first evaluation comes after training."""
     loop = dataclasses.replace(SHORT, steps_per_task=50, warmup_steps_per_task=25, eval_before_training=True)
@@ -197,12 +204,10 @@ def test_evaluation_before_training_scores_the_untrained_agent_at_step_0():
         evaluations[0][1]["eval/success"]
         == evaluation.eval_metrics(eval_env.spec, np.asarray(flags))["eval/success"]
     )
-    plain = toy_config(
-        mt_sac.Config(hidden_sizes=(16, 16)), dataclasses.replace(loop, eval_before_training=False)
-    )
-    assert [step for step, m in run_loop(plain, jax.random.key(5))[2] if "eval/success" in m] == [
-        evaluations[1][0]
-    ]
+    # without it (the loop's default, as in seed_4_run's), the one evaluation is the final one, after training
+    assert not SEED_CHECKS.loop.eval_before_training and SEED_CHECKS.loop.eval_every_steps_per_task == 0
+    _, _, plain = seed_4_run
+    assert [step for step, m in plain if "eval/success" in m] == [plain[-1][0]] and plain[-1][0] > 0
 
 
 def test_evaluations_report_their_progress_to_the_hook_and_the_bars():
