@@ -2,12 +2,16 @@
 
 The tests' programs are small and run briefly, so on CPU compiling them is much of the suite's time: every
 Python a test launches (`mtrl train` in a subprocess, a fresh interpreter) shares one persistent JAX
-compilation cache for the session. XLA's optimisation level stays the default, so the tests' numbers are the
-ones users get (at -O0 rounding moves enough to cross tolerances set for the default).
+compilation cache for the session, and the test processes use it too for the programs that take over a second
+to compile (files compile some of the same programs: nine SAC and CLI test files took 252 s instead of 273 s
+with it; caching every small program as well made the whole suite slower, from writing them all). XLA's
+optimisation level stays the default, so the tests' numbers are the ones users get (at -O0 rounding moves
+enough to cross tolerances set for the default).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import helpers
@@ -18,7 +22,7 @@ from mtrl import video
 
 video.prefer_headless_gl()  # no display in tests: MuJoCo renders with EGL, chosen before its import
 
-COMPILATION_CACHE = {
+COMPILATION_CACHE = {  # for the launched Pythons
     # every program, however quick to compile (the default keeps only those over a second)
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
@@ -66,10 +70,10 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def subprocess_compilation_cache(request, tmp_path_factory):
-    """Points the JAX of every launched Python at one compilation cache (this process's JAX read its
-    environment at import and is unaffected). The folder is pytest's cache when it has one, so later
-    sessions start warm; a session temporary folder otherwise."""
+def compilation_cache_folder(request, tmp_path_factory):
+    """One compilation cache for this process and every Python it launches (through the environment, which
+    a launched JAX reads at import). The folder is pytest's cache when it has one, so later sessions start
+    warm; a session temporary folder otherwise."""
     folder = os.environ.get("JAX_COMPILATION_CACHE_DIR")  # one the caller chose is kept
     if folder is None:
         cache = getattr(request.config, "cache", None)
@@ -78,38 +82,48 @@ def subprocess_compilation_cache(request, tmp_path_factory):
         patch.setenv("JAX_COMPILATION_CACHE_DIR", str(folder))
         for name, value in COMPILATION_CACHE.items():
             patch.setenv(name, os.environ.get(name, value))
-        yield folder
+        # this process: the same folder, locked the same way, for programs over a second (JAX's default)
+        with compilation_cache_settings(
+            jax_compilation_cache_dir=str(folder),
+            jax_compilation_cache_max_size=int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]),
+            jax_persistent_cache_min_compile_time_secs=1.0,
+        ):
+            yield folder
 
 
-@pytest.fixture(scope="module")
-def compile_into_the_subprocess_cache(subprocess_compilation_cache):
-    """For a module whose tests run in this process what they also launch (`mtrl train` in-process as the
-    reference, then killed or queued copies of it): this process too reads and writes the launched runs'
-    compilation cache while the module runs, so the copies load what the reference compiled. (Programs that
-    call back to the host, as metaworld's envs do, are never cached.)"""
+@contextlib.contextmanager
+def compilation_cache_settings(**settings):
+    """This process's JAX compilation cache with `settings` (jax.config names) until the block ends."""
     from jax.experimental.compilation_cache import compilation_cache
 
-    settings = {  # as the launched runs have them (COMPILATION_CACHE): locked, every program
-        "jax_compilation_cache_dir": str(subprocess_compilation_cache),
-        "jax_persistent_cache_min_compile_time_secs": float(
-            os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]
-        ),
-        "jax_compilation_cache_max_size": int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]),
-    }
     before = {name: getattr(jax.config, name) for name in settings}
     for name, value in settings.items():
         jax.config.update(name, value)
-    compilation_cache.reset_cache()
-    yield
-    for name, value in before.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
+    compilation_cache.reset_cache()  # it reads the settings when it starts: start it again
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            jax.config.update(name, value)
+        compilation_cache.reset_cache()
+
+
+@pytest.fixture(scope="module")
+def compile_into_the_subprocess_cache(compilation_cache_folder):
+    """For a module whose tests run in this process what they also launch (`mtrl train` in-process as the
+    reference, then killed or queued copies of it): while it runs, this process caches every program, as the
+    launched runs do, so the copies load all that the reference compiled. (Programs that call back to the
+    host, as metaworld's envs do, are never cached.)"""
+    minimum = float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"])
+    with compilation_cache_settings(jax_persistent_cache_min_compile_time_secs=minimum):
+        yield
 
 
 @pytest.fixture(scope="module", autouse=True)
 def release_compiled_programs():
-    """Drop each module's compiled programs when it ends: test modules share almost none, and a worker that
-    runs half the suite would otherwise hold every executable of it (over 8 GB here) until the end."""
+    """Drop each module's compiled programs from memory when it ends: a worker that runs half the suite would
+    otherwise hold every executable of it (over 8 GB here) until the end. (The compilation cache on disk
+    keeps those that are slow to compile.)"""
     yield
     jax.clear_caches()
 
