@@ -3,8 +3,8 @@
 The tests' programs are small and run briefly, so on CPU compiling them is much of the suite's time: every
 Python a test launches (`mtrl train` in a subprocess, a fresh interpreter) shares one persistent JAX
 compilation cache for the session, and the test processes use it too for the programs that take over a second
-to compile (files compile some of the same programs: nine SAC and CLI test files took 252 s instead of 273 s
-with it; caching every small program as well made the whole suite slower, from writing them all). XLA's
+to compile (files compile some of the same programs: nine SAC and CLI test files ran 3-7 % faster with it;
+caching every small program as well made the whole suite slower, from writing them all). XLA's
 optimisation level stays the default, so the tests' numbers are the ones users get (at -O0 rounding moves
 enough to cross tolerances set for the default).
 """
