@@ -99,8 +99,8 @@ def toy_reference(tmp_path_factory) -> Path:
     return uninterrupted(RESUMABLE_TOY_FLAGS, tmp_path_factory.mktemp("toy") / "reference")
 
 
-# SIGKILL is slow: CI's kill without handlers is test_bench_smoke.py's crash_resume run (the same toy run,
-# killed after a checkpoint, resumed, compared bit for bit)
+# SIGKILL is slow: CI's kill without handlers is test_bench_smoke.py's crash_resume run (a toy run killed
+# after a checkpoint and resumed, every metric line compared); SIGTERM here also compares the parameters
 @pytest.mark.parametrize(
     "signum",
     [pytest.param(signal.SIGKILL, marks=pytest.mark.slow), signal.SIGTERM],
