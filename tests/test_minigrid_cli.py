@@ -150,8 +150,8 @@ def test_a_transfer_run_starts_from_the_source_seeds_experts(mt3_run, tmp_path, 
     seed s, and fresh heads. (Training from it, experts frozen: test_minigrid_transfer.py; the whole
     command, trained: the slow test below.)"""
     source, _ = mt3_run
-    tl = ["train", *TRANSFER, "--agent.experts-from", str(source)]
-    config, _ = train_command([*tl[1:], "--num-seeds", "2", "--seed", "3"])
+    flags = [*TRANSFER, "--agent.experts-from", str(source)]
+    config, _ = train_command([*flags, "--num-seeds", "2", "--seed", "3"])  # as `mtrl train` parses them
     train_env, _ = wiring.make_envs(config)
     start = run.transfer_start(config, train_env)
     assert start.iteration == 0
@@ -160,6 +160,7 @@ def test_a_transfer_run_starts_from_the_source_seeds_experts(mt3_run, tmp_path, 
     assert jnp.asarray(jax.tree.leaves(heads)[0]).shape[0] == 2  # two seeds, fresh heads for 2 tasks
 
     # a seed the source did not train, a source with other experts: one-line errors, nothing is created
+    tl = ["train", *flags]
     capsys.readouterr()
     assert main([*tl, "--seed", "9", "--run-dir", str(tmp_path / "bad-seed")]) == 2
     assert "have no source" in capsys.readouterr().err
@@ -173,8 +174,8 @@ def test_a_transfer_run_starts_from_the_source_seeds_experts(mt3_run, tmp_path, 
     last = checkpoint.latest_step(unfinished)
     shutil.rmtree(unfinished / "checkpoints" / str(last))
     stopped_at = checkpoint.latest_step(unfinished)
-    flags = [*tl[:-1], str(unfinished), "--seed", "3", "--run-dir", str(tmp_path / "from-unfinished")]
-    assert main(flags) == 2
+    stopped = [*tl[:-1], str(unfinished), "--seed", "3", "--run-dir", str(tmp_path / "from-unfinished")]
+    assert main(stopped) == 2
     assert f"is unfinished (checkpoint at step {stopped_at} of {last})" in capsys.readouterr().err
     assert not (tmp_path / "from-unfinished").exists()
 
